@@ -1,0 +1,228 @@
+//! Reader for the frab / pretalx `schedule.json` (the c3voc schema): `schedule.conference.days[].rooms{name: [event]}`.
+//! Lenient about unknown keys and about ids that are numbers in one export and strings in the next.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::assemble::{RawDay, RawEvent, RawPerson, RawSchedule, RawTrack, When};
+use super::assemble::{parse_duration, parse_instant, parse_time};
+use super::{Finding, ScheduleError};
+
+#[derive(Deserialize)]
+struct Root {
+    schedule: Option<Schedule>,
+    talks: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Schedule {
+    conference: Conference,
+}
+
+#[derive(Deserialize)]
+struct Conference {
+    acronym: Option<String>,
+    title: Option<String>,
+    time_zone_name: Option<String>,
+    #[serde(default)]
+    tracks: Vec<Track>,
+    #[serde(default)]
+    rooms: Vec<Room>,
+    #[serde(default)]
+    days: Vec<Day>,
+}
+
+#[derive(Deserialize)]
+struct Track {
+    name: Option<String>,
+    slug: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Room {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Day {
+    index: Option<u32>,
+    date: Option<String>,
+    day_start: Option<String>,
+    day_end: Option<String>,
+    #[serde(default)]
+    rooms: BTreeMap<String, Vec<Event>>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    guid: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    id: Option<String>,
+    date: Option<String>,
+    start: Option<String>,
+    duration: Option<String>,
+    room: Option<String>,
+    slug: Option<String>,
+    title: Option<String>,
+    subtitle: Option<String>,
+    track: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "abstract")]
+    abstract_text: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    persons: Vec<Person>,
+}
+
+#[derive(Deserialize)]
+struct Person {
+    #[serde(default, deserialize_with = "string_or_number")]
+    id: Option<String>,
+    guid: Option<String>,
+    code: Option<String>,
+    name: Option<String>,
+    public_name: Option<String>,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// Reads a frab/pretalx JSON schedule into the raw model.
+pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
+    let root: Root = serde_json::from_str(text).map_err(|e| ScheduleError {
+        file: file.to_string(),
+        line: Some(super::to_u32(e.line())),
+        column: Some(super::to_u32(e.column())),
+        message: format!("this is not a readable schedule.json: {e}"),
+    })?;
+    let Some(schedule) = root.schedule else {
+        let message = if root.talks.is_some() {
+            "this is FOSDEM's speaker feed (talks with persons), not a schedule; pass it as the people file (--people)"
+        } else {
+            "no \"schedule\" object at the top: this is not a frab/pretalx schedule.json"
+        };
+        return Err(ScheduleError::new(file, message));
+    };
+    let conf = schedule.conference;
+    let mut raw = RawSchedule {
+        id: conf.acronym,
+        title: conf.title,
+        timezone: conf.time_zone_name,
+        ..RawSchedule::default()
+    };
+    raw.tracks = conf
+        .tracks
+        .into_iter()
+        .filter_map(|t| Some(RawTrack { name: t.name?, slug: t.slug, ..RawTrack::default() }))
+        .collect();
+    raw.rooms = conf.rooms.into_iter().filter_map(|r| r.name).collect();
+    for (i, day) in conf.days.into_iter().enumerate() {
+        let date = day.date.as_deref().and_then(|d| NaiveDate::parse_from_str(d.get(..10).unwrap_or(d), "%Y-%m-%d").ok());
+        let Some(date) = date else {
+            raw.findings.push(Finding::error(
+                file,
+                format!("day {} has no valid date (YYYY-MM-DD); its talks are skipped", i + 1),
+            ));
+            continue;
+        };
+        let index = day.index.unwrap_or(super::to_u32(i + 1));
+        raw.days.push(RawDay {
+            index,
+            date,
+            start: day.day_start.as_deref().and_then(parse_instant),
+            end: day.day_end.as_deref().and_then(parse_instant),
+        });
+        for (room_name, events) in day.rooms {
+            if !raw.rooms.contains(&room_name) {
+                raw.rooms.push(room_name.clone());
+            }
+            for e in events {
+                raw.events.push(event(file, e, index, &room_name, &mut raw.findings));
+            }
+        }
+    }
+    // Rooms map in JSON has no order; keep file order of talks by start within a day stable.
+    raw.events.sort_by(|a, b| (a.day, start_key(a)).cmp(&(b.day, start_key(b))));
+    Ok(raw)
+}
+
+fn start_key(e: &RawEvent) -> String {
+    match &e.when {
+        Some(When::Absolute(t)) => t.to_rfc3339(),
+        Some(When::DayTime(t)) => t.to_string(),
+        Some(When::Local(t)) => t.to_string(),
+        None => String::new(),
+    }
+}
+
+fn event(file: &str, e: Event, day: u32, room: &str, findings: &mut Vec<Finding>) -> RawEvent {
+    let mut ev = RawEvent::new(e.title.unwrap_or_default());
+    ev.guid = e.guid.filter(|g| !g.trim().is_empty());
+    ev.id = e.id;
+    ev.slug = e.slug;
+    ev.subtitle = e.subtitle;
+    ev.abstract_text = e.abstract_text.filter(|a| !a.trim().is_empty()).or(e.description);
+    ev.track = e.track;
+    ev.room = e.room.or_else(|| Some(room.to_string()));
+    ev.day = Some(day);
+    ev.kind = e.kind;
+    ev.when = e
+        .date
+        .as_deref()
+        .and_then(parse_instant)
+        .map(When::Absolute)
+        .or_else(|| e.start.as_deref().and_then(parse_time).map(When::DayTime));
+    let label = ev.guid.clone().or(ev.id.clone()).unwrap_or_else(|| ev.title.clone());
+    if let Some(d) = e.duration {
+        ev.duration = parse_duration(&d);
+        if ev.duration.is_none() {
+            findings.push(
+                Finding::error(file, format!("unreadable duration {d:?}; expected H:MM, HH:MM or HH:MM:SS"))
+                    .talk(&label),
+            );
+            ev.duration = Some(chrono::Duration::zero());
+        }
+    }
+    ev.persons = e
+        .persons
+        .into_iter()
+        .map(|p| RawPerson {
+            id: p.id.or(p.guid).or(p.code),
+            name: p.public_name.or(p.name).unwrap_or_default(),
+            ..RawPerson::default()
+        })
+        .collect();
+    ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let err = read("s.json", "{\n  \"schedule\": {\n    \"conference\": [,]\n}}").unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.column.is_some());
+    }
+
+    #[test]
+    fn speaker_feed_is_pointed_to_people() {
+        let err = read("f.json", r#"{"talks": [], "tracks": []}"#).unwrap_err();
+        assert!(err.message.contains("--people"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(read("d.json", &deep).is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! Semantic checks on an assembled conference: overlaps in one room, talks outside every day, zero or negative
+//! durations, malformed Matrix IDs and e-mail addresses, markup in titles, Q&A starts outside their talk.
+
+use chrono::{Duration, Timelike};
+
+use super::Finding;
+use super::model::Conference;
+
+/// Checks a conference; the readers and the assembly already reported what they saw.
+pub fn check(file: &str, conf: &Conference) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for t in &conf.talks {
+        let d = t.end - t.start;
+        if d < Duration::zero() {
+            out.push(Finding::error(file, "the talk ends before it starts (negative duration)").at(t.line).talk(&t.key));
+        } else if d == Duration::zero() {
+            out.push(Finding::warning(file, "the talk has zero duration").at(t.line).talk(&t.key));
+        } else if d > Duration::hours(12) {
+            out.push(
+                Finding::warning(file, format!("the talk lasts {} hours; is the duration right?", d.num_hours()))
+                    .at(t.line)
+                    .talk(&t.key),
+            );
+        }
+        if !conf.days.is_empty() && !inside_some_day(conf, t) {
+            out.push(
+                Finding::warning(
+                    file,
+                    format!("the talk starts at {} and lies outside every conference day", t.start.to_rfc3339()),
+                )
+                .at(t.line)
+                .talk(&t.key),
+            );
+        }
+        if let Some(qa) = t.qa_start
+            && (qa < t.start || qa > t.end)
+        {
+            out.push(Finding::warning(file, "the Q&A start lies outside the talk").at(t.line).talk(&t.key));
+        }
+        if looks_like_markup(&t.title) {
+            out.push(
+                Finding::warning(file, "the title contains markup; it will be shown as plain text").at(t.line).talk(&t.key),
+            );
+        }
+    }
+
+    // Overlaps in one room.
+    let mut by_room: Vec<&super::model::Talk> = conf.talks.iter().filter(|t| t.room.is_some()).collect();
+    by_room.sort_by(|a, b| (&a.room, a.start, &a.key).cmp(&(&b.room, b.start, &b.key)));
+    for pair in by_room.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if a.room == b.room && b.start < a.end && a.end > a.start && b.end > b.start {
+            out.push(
+                Finding::warning(
+                    file,
+                    format!(
+                        "overlaps talk {} in room {} ({} to {})",
+                        a.key,
+                        a.room.as_deref().and_then(|r| conf.venue(r)).map_or("?", |v| v.name.as_str()),
+                        a.start.format("%a %H:%M"),
+                        a.end.format("%H:%M")
+                    ),
+                )
+                .at(b.line)
+                .talk(&b.key),
+            );
+        }
+    }
+
+    for p in &conf.people {
+        for m in &p.matrix_ids {
+            if let Err(why) = check_matrix_id(m) {
+                out.push(Finding::error(file, format!("person {} ({}): Matrix ID {m:?} {why}", p.key, p.name)));
+            }
+        }
+        for e in &p.emails {
+            if !is_email(e) {
+                out.push(Finding::error(
+                    file,
+                    format!("person {} ({}): {e:?} is not an e-mail address", p.key, p.name),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn inside_some_day(conf: &Conference, t: &super::model::Talk) -> bool {
+    conf.days.iter().any(|d| match (d.start, d.end) {
+        (Some(s), Some(e)) => t.start >= s && t.start <= e,
+        _ => {
+            let local = t.start.naive_local();
+            local.date() == d.date || (Some(local.date()) == d.date.succ_opt() && local.hour() < 6)
+        }
+    })
+}
+
+fn looks_like_markup(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(2).any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'))
+}
+
+/// Checks a user ID against the Matrix grammar: `@localpart:server.name[:port]`.
+pub fn check_matrix_id(id: &str) -> Result<(), &'static str> {
+    let Some(rest) = id.strip_prefix('@') else {
+        return Err("must start with '@' (e.g. @alice:example.org)");
+    };
+    let Some((local, server)) = rest.split_once(':') else {
+        return Err("has no server part (e.g. @alice:example.org)");
+    };
+    if local.is_empty() {
+        return Err("has an empty localpart");
+    }
+    if !local.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._=-/+".contains(c)) {
+        return Err("has characters a localpart may not hold (lower-case a-z, 0-9 and ._=-/+ only)");
+    }
+    if id.len() > 255 {
+        return Err("is longer than 255 bytes");
+    }
+    if !is_server_name(server) {
+        return Err("has a malformed server name");
+    }
+    Ok(())
+}
+
+fn is_server_name(s: &str) -> bool {
+    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((addr, rest)) => {
+                if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+                    return false;
+                }
+                ("v6", rest.strip_prefix(':'))
+            }
+            None => return false,
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let host_ok = host == "v6"
+        || (!host.is_empty()
+            && host.len() <= 255
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && !host.starts_with('.')
+            && !host.ends_with('.'));
+    port_ok && host_ok
+}
+
+/// A pragmatic e-mail check: one `@`, a local part, a domain, no white space or markup.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\"".contains(c))
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_ids() {
+        assert!(check_matrix_id("@alice:example.org").is_ok());
+        assert!(check_matrix_id("@a.b_c=d-e/f+g:matrix.example.org:8448").is_ok());
+        assert!(check_matrix_id("@bob:[::1]:8008").is_ok());
+        assert!(check_matrix_id("alice:example.org").is_err());
+        assert!(check_matrix_id("@alice").is_err());
+        assert!(check_matrix_id("@Alice:example.org").is_err());
+        assert!(check_matrix_id("@:example.org").is_err());
+        assert!(check_matrix_id("@a:exa mple.org").is_err());
+        assert!(check_matrix_id("@a:example.org:port").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(is_email("niamh@localhost"));
+        assert!(is_email("a.b+c@example.org"));
+        assert!(!is_email("a@@b"));
+        assert!(!is_email("no at sign"));
+        assert!(!is_email("<a@b.c>"));
+        assert!(!is_email("@example.org"));
+    }
+
+    #[test]
+    fn markup() {
+        assert!(looks_like_markup("Hello <script>alert(1)</script>"));
+        assert!(!looks_like_markup("a < b and c > d"));
+    }
+}

@@ -1,0 +1,323 @@
+//! Reader for Stagehand's own YAML schedule, written by a person for a small conference.
+//! See `schedules/example.yaml` for a complete, commented example. Unknown keys are errors (a typo must not silently
+//! drop a talk); people are referenced by key.
+
+use std::collections::HashMap;
+
+use chrono::{Duration, NaiveDateTime, NaiveTime};
+use serde::Deserialize;
+
+use super::assemble::{RawEvent, RawPerson, RawSchedule, RawTrack, When};
+use super::assemble::{parse_duration, parse_instant};
+use super::model::TrackKind;
+use super::{Finding, ScheduleError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Doc {
+    conference: ConferenceDoc,
+    #[serde(default)]
+    tracks: Vec<TrackDoc>,
+    #[serde(default)]
+    rooms: Vec<String>,
+    #[serde(default)]
+    people: Vec<PersonDoc>,
+    #[serde(default)]
+    talks: Vec<TalkDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConferenceDoc {
+    id: Option<String>,
+    title: String,
+    timezone: Option<String>,
+    /// Wall-clock times before this belong to the previous conference day (default: midnight).
+    day_change: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackDoc {
+    key: Option<String>,
+    name: String,
+    kind: Option<TrackKind>,
+    online_qa: Option<bool>,
+    #[serde(default)]
+    coordinators: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonDoc {
+    key: String,
+    name: String,
+    matrix: Option<OneOrMany>,
+    email: Option<OneOrMany>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationDoc {
+    Minutes(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TalkDoc {
+    key: String,
+    title: String,
+    subtitle: Option<String>,
+    track: Option<String>,
+    room: Option<String>,
+    start: String,
+    duration: Option<DurationDoc>,
+    end: Option<String>,
+    qa_start: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "abstract")]
+    abstract_text: Option<String>,
+    #[serde(default)]
+    speakers: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+/// `30`, `30m`, `1h`, `1h30m`, `1:30`, `01:30:00`.
+pub fn parse_human_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if let Some(d) = parse_duration(s) {
+        return Some(d);
+    }
+    if let Ok(m) = s.parse::<i64>() {
+        return (m >= 0).then(|| Duration::minutes(m));
+    }
+    let mut total = 0i64;
+    let mut num = String::new();
+    for c in s.chars() {
+        match c {
+            '0'..='9' => num.push(c),
+            'h' => total += num.parse::<i64>().ok()? * 60,
+            'm' => total += num.parse::<i64>().ok()?,
+            ' ' => continue,
+            _ => return None,
+        }
+        if !c.is_ascii_digit() {
+            num.clear();
+        }
+    }
+    (num.is_empty() && total >= 0 && !s.is_empty()).then(|| Duration::minutes(total))
+}
+
+fn parse_when(s: &str) -> Option<When> {
+    if let Some(t) = parse_instant(s) {
+        return Some(When::Absolute(t));
+    }
+    let s = s.trim();
+    ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .map(When::Local)
+}
+
+/// Reads our YAML schedule into the raw model.
+pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
+    let doc: Doc = yaml_serde::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((None, None), |l| {
+            (Some(super::to_u32(l.line())), Some(super::to_u32(l.column())))
+        });
+        ScheduleError {
+            file: file.to_string(),
+            line,
+            column,
+            message: format!("this is not a readable Stagehand YAML schedule: {e} (see schedules/example.yaml)"),
+        }
+    })?;
+    let mut raw = RawSchedule {
+        id: doc.conference.id,
+        title: Some(doc.conference.title),
+        timezone: doc.conference.timezone,
+        rooms: doc.rooms,
+        ..RawSchedule::default()
+    };
+    if let Some(dc) = &doc.conference.day_change {
+        raw.day_change = NaiveTime::parse_from_str(dc, "%H:%M").ok();
+        if raw.day_change.is_none() {
+            raw.findings.push(Finding::error(file, format!("conference.day_change {dc:?} is not HH:MM")));
+        }
+    }
+
+    let mut people: HashMap<String, RawPerson> = HashMap::new();
+    for p in doc.people {
+        let person = RawPerson {
+            id: Some(p.key.clone()),
+            name: p.name,
+            role: None,
+            emails: p.email.map(OneOrMany::into_vec).unwrap_or_default(),
+            matrix_ids: p.matrix.map(OneOrMany::into_vec).unwrap_or_default(),
+        };
+        if people.insert(p.key.clone(), person).is_some() {
+            raw.findings.push(Finding::error(file, format!("person key {:?} is used twice under people:", p.key)));
+        }
+    }
+    let mut referenced: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut person_ref = |key: &str, role: super::model::Role, findings: &mut Vec<Finding>, talk: Option<&str>| {
+        referenced.insert(key.to_string());
+        match people.get(key) {
+            Some(p) => Some(RawPerson { role: Some(role), ..p.clone() }),
+            None => {
+                let mut f = Finding::error(file, format!("unknown person {key:?}; add them under people:"));
+                if let Some(t) = talk {
+                    f = f.talk(t);
+                }
+                findings.push(f);
+                None
+            }
+        }
+    };
+
+    let mut track_names: Vec<(Option<String>, String)> = Vec::new();
+    for t in doc.tracks {
+        let coordinators = t
+            .coordinators
+            .iter()
+            .filter_map(|c| person_ref(c, super::model::Role::Coordinator, &mut raw.findings, None))
+            .collect();
+        track_names.push((t.key.clone(), t.name.clone()));
+        raw.tracks.push(RawTrack { name: t.name, slug: t.key, kind: t.kind, online_qa: t.online_qa, coordinators });
+    }
+
+    for t in doc.talks {
+        let mut ev = RawEvent::new(t.title);
+        ev.key = Some(t.key.clone());
+        ev.subtitle = t.subtitle;
+        ev.abstract_text = t.abstract_text;
+        ev.room = t.room;
+        ev.kind = t.kind;
+        if let Some(track) = &t.track {
+            match track_names.iter().find(|(k, n)| k.as_deref() == Some(track.as_str()) || n == track) {
+                Some((k, n)) => {
+                    ev.track = Some(n.clone());
+                    ev.track_slug = k.clone();
+                }
+                None => {
+                    raw.findings.push(
+                        Finding::error(file, format!("unknown track {track:?}; declare it under tracks:")).talk(&t.key),
+                    );
+                    ev.track = Some(track.clone());
+                }
+            }
+        }
+        ev.when = parse_when(&t.start);
+        if ev.when.is_none() {
+            raw.findings.push(
+                Finding::error(
+                    file,
+                    format!("start {:?} is not a date and time (write 2026-03-14 10:00, or RFC 3339)", t.start),
+                )
+                .talk(&t.key),
+            );
+        }
+        ev.duration = match (&t.duration, &t.end) {
+            (Some(DurationDoc::Minutes(m)), _) => Some(Duration::minutes(*m)),
+            (Some(DurationDoc::Text(s)), _) => {
+                let d = parse_human_duration(s);
+                if d.is_none() {
+                    raw.findings.push(
+                        Finding::error(file, format!("duration {s:?} is not readable (write 30m, 1h30m or 0:30)"))
+                            .talk(&t.key),
+                    );
+                }
+                d
+            }
+            (None, Some(end)) => match (parse_when(end), &ev.when) {
+                (Some(When::Local(e)), Some(When::Local(s))) => Some(e - *s),
+                (Some(When::Absolute(e)), Some(When::Absolute(s))) => Some(e - *s),
+                _ => {
+                    raw.findings.push(
+                        Finding::error(file, format!("end {end:?} is not readable in the same form as start"))
+                            .talk(&t.key),
+                    );
+                    None
+                }
+            },
+            (None, None) => {
+                raw.findings.push(Finding::error(file, "the talk has neither duration nor end").talk(&t.key));
+                None
+            }
+        };
+        ev.qa_start = t.qa_start.as_deref().and_then(parse_when);
+        if t.qa_start.is_some() && ev.qa_start.is_none() {
+            raw.findings.push(Finding::error(file, "qa_start is not a date and time").talk(&t.key));
+        }
+        for s in &t.speakers {
+            ev.persons.extend(person_ref(s, super::model::Role::Speaker, &mut raw.findings, Some(&t.key)));
+        }
+        for h in &t.hosts {
+            ev.persons.extend(person_ref(h, super::model::Role::Host, &mut raw.findings, Some(&t.key)));
+        }
+        raw.events.push(ev);
+    }
+    let mut unused: Vec<&String> = people.keys().filter(|k| !referenced.contains(*k)).collect();
+    unused.sort();
+    for k in unused {
+        raw.findings.push(Finding::warning(file, format!("person {k:?} is in no talk and no track")));
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(parse_human_duration("30m"), Some(Duration::minutes(30)));
+        assert_eq!(parse_human_duration("1h30m"), Some(Duration::minutes(90)));
+        assert_eq!(parse_human_duration("1h"), Some(Duration::minutes(60)));
+        assert_eq!(parse_human_duration("45"), Some(Duration::minutes(45)));
+        assert_eq!(parse_human_duration("0:25"), Some(Duration::minutes(25)));
+        assert_eq!(parse_human_duration("1h3"), None);
+        assert_eq!(parse_human_duration("soon"), None);
+    }
+
+    #[test]
+    fn typo_in_a_key_is_an_error_with_a_line() {
+        let err = read("c.yaml", "conference:\n  title: X\ntalks:\n  - key: a\n    titel: Oops\n").unwrap_err();
+        assert_eq!(err.line, Some(5));
+        assert!(err.message.contains("titel"), "{err}");
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+        let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
+        let mut prev = "a";
+        for n in names {
+            bomb.push_str(&format!("{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+            prev = n;
+        }
+        bomb.push_str("conference: {title: *i}\n");
+        // 9^9 strings if expanded: it must be refused, not built.
+        let err = read("bomb.yaml", &bomb).unwrap_err();
+        assert!(!err.message.is_empty());
+    }
+}
