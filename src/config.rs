@@ -267,7 +267,7 @@ pub struct RoomKinds {
     pub track_rooms: bool,
     pub backstages: bool,
     pub talk_rooms: bool,
-    /// Stand tracks get one stand room instead of a track room, backstage and talk rooms.
+    /// Stand tracks get a stand room (alias from `naming.stand_alias`) in place of a track room.
     pub stands: bool,
     /// Support rooms (speakers' lounge, info desk), each a child of the root space.
     pub support: Vec<SupportRoom>,

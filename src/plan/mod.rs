@@ -189,33 +189,21 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                 ("track_name", track.name.as_str()),
             ];
             let prefix = order_prefix(&track.name);
-            if *kind == TrackKind::Stand && kinds.stands {
-                push(
-                    &mut rooms,
-                    &mut warnings,
-                    PlannedRoom {
-                        kind: ObjectKind::Stand,
-                        key: format!("stand/{}", track.key),
-                        name: render(&n.track_name, &vars),
-                        alias: render(&n.stand_alias, &vars),
-                        parent: Some(parent_key.clone()),
-                        order: format!("{prefix} 0"),
-                        talks: talks.len(),
-                        track: Some(track.key.clone()),
-                        talk: None,
-                    },
-                );
-                continue;
-            }
+            // A stand's public room is its stand room; otherwise the track room.
+            let (room_kind, key_prefix, alias_template) = if *kind == TrackKind::Stand && kinds.stands {
+                (ObjectKind::Stand, "stand", &n.stand_alias)
+            } else {
+                (ObjectKind::TrackRoom, "track", &n.track_alias)
+            };
             if kinds.track_rooms {
                 push(
                     &mut rooms,
                     &mut warnings,
                     PlannedRoom {
-                        kind: ObjectKind::TrackRoom,
-                        key: format!("track/{}", track.key),
+                        kind: room_kind,
+                        key: format!("{key_prefix}/{}", track.key),
                         name: render(&n.track_name, &vars),
-                        alias: render(&n.track_alias, &vars),
+                        alias: render(alias_template, &vars),
                         parent: Some(parent_key.clone()),
                         order: format!("{prefix} 0"),
                         talks: talks.len(),
