@@ -1,0 +1,223 @@
+//! The command line as an organiser uses it: exit codes, `validate --json`, `plan`, `diff`, people files, and
+//! hostile or broken input that must end in a clear error, never a panic or a hang.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stagehand"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = bin().args(args).current_dir(root()).output().expect("run stagehand");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "stagehand panicked: {stderr}");
+    out
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn write(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn validate_json_reports_counts_of_the_example() {
+    let out = run(&["validate", "schedules/example.yaml", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out);
+    assert_eq!(v["format"], "yaml");
+    assert_eq!((v["days"].as_u64(), v["rooms"].as_u64(), v["tracks"].as_u64()), (Some(2), Some(3), Some(3)));
+    assert_eq!((v["talks"].as_u64(), v["people"].as_u64()), (Some(6), Some(4)));
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(0));
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn validate_exits_non_zero_on_errors_with_the_talk_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "bad.yaml",
+        "conference: {title: T, timezone: Europe/Brussels}\npeople:\n  - {key: a, name: A, matrix: \"alice@example.org\"}\n\
+         talks:\n  - {key: t1, title: One, room: R, start: \"2026-03-14 10:00\", duration: 30, speakers: [a, nobody]}\n\
+         \x20 - {key: t2, title: Two, room: R, start: \"2026-03-14 10:15\", duration: 30}\n",
+    );
+    let out = run(&["validate", &f, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let errors = v["errors"].as_array().unwrap();
+    assert!(errors.iter().any(|e| e["talk"] == "t1" && e["message"].as_str().unwrap().contains("unknown person \"nobody\"")));
+    assert!(errors.iter().any(|e| e["message"].as_str().unwrap().contains("must start with '@'")));
+    let warnings = v["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w["talk"] == "t2" && w["message"].as_str().unwrap().contains("overlaps talk t1")));
+    for f in errors.iter().chain(warnings) {
+        for key in ["file", "line", "column", "talk", "message"] {
+            assert!(f.get(key).is_some(), "finding without {key}: {f}");
+        }
+    }
+}
+
+#[test]
+fn parse_error_in_json_mode_is_still_one_object_with_line_and_column() {
+    let out = run(&["validate", "../shared/schedules/fosdem/fosdem-2026.malformed-conflict-markers.xml", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let e = &v["errors"][0];
+    assert_eq!(e["line"], 4053);
+    assert_eq!(e["column"], 1);
+    assert!(e["file"].as_str().unwrap().ends_with("malformed-conflict-markers.xml"));
+}
+
+/// Each hostile or broken input: exit status 1, a message naming what is wrong, no panic.
+#[test]
+fn hostile_and_broken_inputs_end_in_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fosdem = std::fs::read(root().join("schedules/fosdem-2022.xml")).unwrap();
+    let big = d.join("big.xml");
+    std::fs::File::create(&big).unwrap().set_len(100 * 1024 * 1024).unwrap();
+    let yaml_bomb = {
+        let mut s = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        for (n, p) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d"), ("f", "e"), ("g", "f"), ("h", "g"), ("i", "h")] {
+            s.push_str(&format!("{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"));
+        }
+        s
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (write(d, "truncated.xml", &fosdem[..fosdem.len() / 2]), "truncated"),
+        (write(d, "laughs.xml", "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n]>\n<schedule><conference><title>&lol1;</title></conference></schedule>\n"), "entities"),
+        (write(d, "xxe.xml", "<!DOCTYPE schedule [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n<schedule>&xxe;</schedule>"), "external"),
+        (write(d, "deep.xml", format!("<schedule>{}{}</schedule>", "<x>".repeat(100_000), "</x>".repeat(100_000))), "nested"),
+        (write(d, "utf8.xml", b"<schedule>\n<conference><title>caf\xe9</title></conference></schedule>".as_slice()), "UTF-8"),
+        (write(d, "bomb.yaml", yaml_bomb), "Stagehand YAML"),
+        (write(d, "wrong.yaml", "just: some\nother: yaml\n"), "unknown field"),
+        (write(d, "html.xml", "<html><body>not a schedule</body></html>"), "not a Pentabarf"),
+        (write(d, "feed.json", std::fs::read(root().join("../shared/schedules/conference-bot/fosdem_democon.json")).unwrap()), "--people"),
+        (write(d, "empty.xml", ""), "empty"),
+        (big.display().to_string(), "limit"),
+    ];
+    for (file, expect) in cases {
+        let out = run(&["validate", &file]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert!(stderr.contains(expect), "{file}: expected {expect:?} in: {stderr}");
+    }
+}
+
+#[test]
+fn script_in_a_title_is_a_warning_and_kept_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "xss.xml",
+        "<schedule><conference><title>X</title><time_zone_name>UTC</time_zone_name></conference>\
+         <day index=\"1\" date=\"2026-01-01\"><room name=\"A\"><event id=\"1\"><start>10:00</start><duration>00:30</duration>\
+         <title>&lt;script&gt;alert(1)&lt;/script&gt; talk</title><track>T</track></event></room></day></schedule>",
+    );
+    let out = run(&["validate", &f, "--json"]);
+    assert!(out.status.success());
+    let v = json(&out);
+    assert!(v["warnings"].as_array().unwrap().iter().any(|w| w["message"].as_str().unwrap().contains("markup")));
+    let out = run(&["plan", &f, "--json"]);
+    let plan = json(&out);
+    let names: Vec<&str> = plan["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"<script>alert(1)</script> talk"), "{names:?}");
+}
+
+#[test]
+fn plan_prints_the_hierarchy_with_aliases_and_counts() {
+    let out = run(&["plan", "schedules/example.yaml"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Matrix Camp 2026  #matrixcamp-2026:example.org  [root space, 6 talks]"), "{text}");
+    assert!(text.contains("    Rust devroom  #matrixcamp-2026-rust:example.org  [track room, 3 talks]"));
+    assert!(text.contains("#matrixcamp-2026-talk-late-night:example.org  [talk room]"));
+    assert!(text.trim_end().ends_with("17 rooms in all"), "{text}");
+}
+
+#[test]
+fn plan_of_the_fosdem_2022_sample_has_the_2022_shape() {
+    let out = run(&["plan", "--config", "schedules/fosdem-2022.config.yaml", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan = json(&out);
+    let rooms = plan["rooms"].as_array().unwrap();
+    let count = |k: &str| rooms.iter().filter(|r| r["kind"] == k).count();
+    // One room per talk (730), a public room and a backstage per track (100), spaces and support rooms.
+    assert_eq!(count("talk_room"), 730);
+    assert_eq!(count("track_room") + count("stand"), 100);
+    assert_eq!(count("backstage"), 100);
+    assert!((930..=945).contains(&rooms.len()), "{} rooms", rooms.len());
+    let mut aliases: Vec<&str> = rooms.iter().map(|r| r["alias"].as_str().unwrap()).collect();
+    aliases.sort();
+    aliases.dedup();
+    assert_eq!(aliases.len(), rooms.len(), "aliases are unique");
+    for r in rooms {
+        let order = r["order"].as_str().unwrap();
+        assert!(order.len() <= 50 && order.bytes().all(|b| (0x20..=0x7e).contains(&b)), "{order:?}");
+    }
+}
+
+#[test]
+fn diff_lists_changes_between_two_yaml_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(root().join("schedules/example.yaml")).unwrap();
+    let changed = base
+        .replace("title: Async Rust without tears", "title: Async Rust, tears included")
+        .replace("start: 2026-03-15 17:00", "start: 2026-03-15 17:30")
+        .replace("speakers: [grace, linus]", "speakers: [grace]");
+    let new = write(dir.path(), "new.yaml", changed);
+    let out = run(&["diff", "schedules/example.yaml", &new, "--json"]);
+    assert!(out.status.success());
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<(&str, &str)> = v.iter().map(|c| (c["kind"].as_str().unwrap(), c["talk"].as_str().unwrap())).collect();
+    assert_eq!(kinds, [("retimed", "closing"), ("retitled", "rust-async"), ("respeakered", "rust-async")]);
+}
+
+#[test]
+fn people_files_add_matrix_ids_and_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "people.csv",
+        "key,name,email,matrix,role,track,talk\n9012,,john@example.org,@john:example.org;@jt:matrix.org,,,\n\
+         ,Ilian Interlocutor,,@ilian:example.org,host,,E001\nboss,Bea Boss,bea@example.org,,coordinator,Track01,\n",
+    );
+    let out = run(&[
+        "plan",
+        "../shared/schedules/conference-bot/pentabarf02_withqa.xml",
+        "--people",
+        &csv,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["validate", "../shared/schedules/conference-bot/pentabarf02_withqa.xml", "--people", &csv, "--json"]);
+    let v = json(&out);
+    // Bea is new (a coordinator who gives no talk): 3 speakers + 1.
+    assert_eq!(v["people"], 4);
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
+}
+
+#[test]
+fn fosdem_speaker_feed_as_people_file() {
+    let out = run(&[
+        "validate",
+        "tests/fixtures/feed-talks.yaml",
+        "--people",
+        "../shared/schedules/conference-bot/fosdem_democon.json",
+        "--json",
+    ]);
+    let v = json(&out);
+    assert!(out.status.success(), "{v}");
+    // Iarlaith, Niamh, Yasunori, Vivaldo, Conal, Chloé (twice in the feed, once here), Bert Boss (manager only).
+    assert_eq!(v["people"], 7, "{v}");
+}
