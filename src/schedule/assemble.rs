@@ -2,7 +2,7 @@
 //! timezone, conference days, talk identity (guid, else id, else slug; collisions reported and renamed), tracks and
 //! their kinds, venues and people.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
@@ -155,6 +155,31 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Tz> {
     }
 }
 
+/// Counts of values (event types, rooms) seen for one track; few distinct values, so a vector.
+type Votes = Vec<(String, usize)>;
+
+fn vote(votes: &mut Votes, value: &str) {
+    match votes.iter_mut().find(|(v, _)| v.eq_ignore_ascii_case(value)) {
+        Some((_, n)) => *n += 1,
+        None => votes.push((value.to_string(), 1)),
+    }
+}
+
+/// The most frequent value; the first seen wins a tie.
+fn winner(votes: &Votes) -> Option<&str> {
+    let mut best: Option<&(String, usize)> = None;
+    for v in votes {
+        if best.is_none_or(|b| v.1 > b.1) {
+            best = Some(v);
+        }
+    }
+    best.map(|(v, _)| v.as_str())
+}
+
+fn trim_owned(s: String) -> String {
+    if s.len() == s.trim().len() { s } else { s.trim().to_string() }
+}
+
 struct Ids {
     talk_keys: HashMap<String, (u32, Option<u32>)>,
 }
@@ -179,18 +204,31 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
     // Tracks declared up front, then the ones events name.
     let mut tracks: Vec<Track> = Vec::new();
     let mut track_by_name: HashMap<String, usize> = HashMap::new();
-    let mut type_votes: Vec<BTreeMap<String, usize>> = Vec::new();
-    let mut track_rooms: Vec<BTreeMap<String, usize>> = Vec::new();
+    let mut type_votes: Vec<Votes> = Vec::new();
+    let mut track_rooms: Vec<Votes> = Vec::new();
     let mut people = PeopleBook::default();
 
+    let mut track_by_raw: HashMap<String, usize> = HashMap::new();
     let mut declare_track = |tracks: &mut Vec<Track>,
-                             type_votes: &mut Vec<BTreeMap<String, usize>>,
-                             track_rooms: &mut Vec<BTreeMap<String, usize>>,
+                             type_votes: &mut Vec<Votes>,
+                             track_rooms: &mut Vec<Votes>,
                              name: &str,
                              slug: Option<&str>|
      -> usize {
+        if slug.is_none()
+            && let Some(&i) = track_by_raw.get(name)
+        {
+            return i;
+        }
+        let raw_name = name;
         let name = clean_text(name);
         let lookup = name.to_lowercase();
+        if slug.is_none() {
+            if let Some(&i) = track_by_name.get(&lookup) {
+                track_by_raw.insert(raw_name.to_string(), i);
+                return i;
+            }
+        }
         if let Some(&i) = track_by_name.get(&lookup) {
             return i;
         }
@@ -218,8 +256,8 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             online_qa: None,
             coordinators: Vec::new(),
         });
-        type_votes.push(BTreeMap::new());
-        track_rooms.push(BTreeMap::new());
+        type_votes.push(Votes::new());
+        track_rooms.push(Votes::new());
         track_by_name.insert(lookup, tracks.len() - 1);
         tracks.len() - 1
     };
@@ -245,7 +283,12 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
 
     let mut rooms: Vec<Venue> = Vec::new();
     let mut room_by_name: HashMap<String, usize> = HashMap::new();
+    let mut room_by_raw: HashMap<String, usize> = HashMap::new();
     let mut add_room = |rooms: &mut Vec<Venue>, name: &str| -> usize {
+        if let Some(&i) = room_by_raw.get(name) {
+            return i;
+        }
+        let raw_name = name.to_string();
         let name = clean_text(name);
         if let Some(&i) = room_by_name.get(&name) {
             return i;
@@ -262,6 +305,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
         }
         rooms.push(Venue { key, name: name.clone() });
         room_by_name.insert(name, rooms.len() - 1);
+        room_by_raw.insert(raw_name, rooms.len() - 1);
         rooms.len() - 1
     };
     for r in &raw.rooms {
@@ -274,7 +318,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
     let mut talks: Vec<Talk> = Vec::with_capacity(raw.events.len());
     let mut untracked: Vec<String> = Vec::new();
     for ev in raw.events {
-        let title = clean_text(&ev.title);
+        let title = clean_owned(ev.title);
         let base_key = ev
             .key
             .as_deref()
@@ -320,16 +364,16 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             findings.push(Finding::warning(file, "the Q&A start could not be read; ignored").at(ev.line).talk(&key));
         }
 
-        let track_name = ev.track.as_deref().map(clean_text).filter(|t| !t.is_empty()).or_else(|| {
+        let track_name = ev.track.as_deref().filter(|t| !t.trim().is_empty()).or_else(|| {
             // No track: the talk goes into a track named after its room, as the room is where people find it.
-            let room = ev.room.as_deref().map(clean_text).filter(|r| !r.is_empty())?;
+            let room = ev.room.as_deref().filter(|r| !r.trim().is_empty())?;
             untracked.push(key.clone());
             Some(room)
         });
         let track = match track_name {
             Some(name) => {
                 let before = tracks.len();
-                let i = declare_track(&mut tracks, &mut type_votes, &mut track_rooms, &name, ev.track_slug.as_deref());
+                let i = declare_track(&mut tracks, &mut type_votes, &mut track_rooms, name, ev.track_slug.as_deref());
                 if declared_tracks > 0 && i >= before && ev.track.is_some() {
                     findings.push(
                         Finding::warning(
@@ -341,17 +385,17 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
                     );
                 }
                 if let Some(kind) = &ev.kind {
-                    *type_votes[i].entry(kind.trim().to_lowercase()).or_default() += 1;
+                    vote(&mut type_votes[i], kind.trim());
                 }
                 if let Some(room) = &ev.room {
-                    *track_rooms[i].entry(clean_text(room)).or_default() += 1;
+                    vote(&mut track_rooms[i], room.trim());
                 }
                 Some(tracks[i].key.clone())
             }
             None => None,
         };
-        let room = ev.room.as_deref().map(clean_text).filter(|r| !r.is_empty()).map(|r| {
-            let i = add_room(&mut rooms, &r);
+        let room = ev.room.as_deref().filter(|r| !r.trim().is_empty()).map(|r| {
+            let i = add_room(&mut rooms, r);
             rooms[i].key.clone()
         });
 
@@ -370,15 +414,15 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             id: ev.id,
             slug: ev.slug,
             title,
-            subtitle: ev.subtitle.map(|s| clean_text(&s)).filter(|s| !s.is_empty()),
-            abstract_text: ev.abstract_text.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            subtitle: ev.subtitle.map(clean_owned).filter(|s| !s.is_empty()),
+            abstract_text: ev.abstract_text.map(trim_owned).filter(|s| !s.is_empty()),
             track,
             room,
             day,
             start,
             end,
             qa_start,
-            kind: ev.kind.map(|k| k.trim().to_string()).filter(|k| !k.is_empty()),
+            kind: ev.kind.map(trim_owned).filter(|k| !k.is_empty()),
             people: talk_people,
             line: ev.line,
         });
@@ -402,8 +446,8 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
 
     // Classify tracks: an explicit kind wins; otherwise the config rules over the type most talks carry.
     for (i, track) in tracks.iter_mut().enumerate() {
-        let source_type = type_votes[i].iter().max_by_key(|(_, n)| **n).map(|(t, _)| t.clone());
-        let main_room = track_rooms[i].iter().max_by_key(|(_, n)| **n).map(|(r, _)| r.clone());
+        let source_type = winner(&type_votes[i]).map(str::to_lowercase);
+        let main_room = winner(&track_rooms[i]).map(clean_text);
         track.source_type = source_type;
         let explicit = i < declared_tracks && explicit_kinds.get(i).copied().unwrap_or(false);
         if !explicit {
@@ -599,25 +643,32 @@ struct PeopleBook {
 
 impl PeopleBook {
     fn add(&mut self, p: &RawPerson) -> String {
-        let name = clean_text(&p.name);
-        let key = p
-            .id
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("name:{}", slugify(&name)));
-        let i = match self.by_key.get(&key) {
-            Some(&i) => i,
+        let id = p.id.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        let found = match id {
+            Some(k) => self.by_key.get(k).copied(),
+            None => None,
+        };
+        let i = match found {
+            Some(i) => i,
             None => {
-                self.people.push(Person { key: key.clone(), name: name.clone(), ..Person::default() });
-                self.by_key.insert(key.clone(), self.people.len() - 1);
-                self.people.len() - 1
+                let name = clean_text(&p.name);
+                let key = match id {
+                    Some(k) => k.to_string(),
+                    None => format!("name:{}", slugify(&name)),
+                };
+                match self.by_key.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        self.people.push(Person { key: key.clone(), name, ..Person::default() });
+                        self.by_key.insert(key, self.people.len() - 1);
+                        self.people.len() - 1
+                    }
+                }
             }
         };
         let person = &mut self.people[i];
         if person.name.is_empty() {
-            person.name = name;
+            person.name = clean_text(&p.name);
         }
         for m in &p.matrix_ids {
             let m = m.trim();
@@ -631,7 +682,7 @@ impl PeopleBook {
                 person.emails.push(e.to_string());
             }
         }
-        key
+        person.key.clone()
     }
 
     fn into_people(self) -> Vec<Person> {

@@ -226,6 +226,44 @@ pub fn slugify(s: &str) -> String {
     out
 }
 
+/// Whether [`clean_text`] would return the text unchanged.
+fn is_clean(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.first().is_some_and(u8::is_ascii_whitespace) || b.last().is_some_and(u8::is_ascii_whitespace) {
+        return false;
+    }
+    if s.is_ascii() {
+        let mut prev_space = false;
+        for &c in b {
+            if c == b' ' {
+                if prev_space {
+                    return false;
+                }
+                prev_space = true;
+            } else if c.is_ascii_control() {
+                return false;
+            } else {
+                prev_space = false;
+            }
+        }
+        return true;
+    }
+    let mut prev_space = true;
+    for c in s.chars() {
+        let zero_width = matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{FEFF}' | '\u{2060}');
+        if zero_width || c.is_control() || (c.is_whitespace() && (c != ' ' || prev_space)) {
+            return false;
+        }
+        prev_space = c == ' ';
+    }
+    !prev_space
+}
+
+/// [`clean_text`] for an owned string: no copy when it is clean already.
+pub fn clean_owned(s: String) -> String {
+    if is_clean(&s) { s } else { clean_text(&s) }
+}
+
 /// Clean display text: trims, drops zero-width and control characters, folds runs of white space.
 pub fn clean_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -259,6 +297,13 @@ mod tests {
         assert_eq!(slugify("Rust devroom (D.rust)"), "rust-devroom-d-rust");
         assert_eq!(slugify("  --Ärger--  "), "rger");
         assert_eq!(slugify(""), "");
+    }
+
+    #[test]
+    fn clean_owned_agrees_with_clean_text() {
+        for s in ["a b", " a", "a  b", "a\tb", "é ü", "é  ü", "x\u{200B}", "", " ", "a\u{00A0}b", "plain"] {
+            assert_eq!(clean_owned(s.to_string()), clean_text(s), "{s:?}");
+        }
     }
 
     #[test]

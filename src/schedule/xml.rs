@@ -266,33 +266,34 @@ pub fn read(file: &str, text: &str, opts: &ReadOptions) -> Result<RawSchedule, S
                 }
             }
             Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => Some(c.to_string()),
-                    Ok(None) => {
-                        let name = r.into_inner();
-                        match quick_xml::escape::resolve_predefined_entity(&name) {
-                            Some(s) => Some(s.to_string()),
-                            None => {
-                                return Err(ScheduleError::at_offset(
-                                    file,
-                                    bytes,
-                                    pos,
-                                    format!(
-                                        "undefined entity &{name}; (only &amp; &lt; &gt; &quot; &apos; and character \
-                                         references are accepted)"
-                                    ),
-                                ));
-                            }
+                let wanted = capture.as_ref().is_some_and(|c| c.depth == stack.len() || (c.deep && stack.len() > c.depth));
+                let ch = r.resolve_char_ref().map_err(|e| {
+                    ScheduleError::at_offset(file, bytes, pos, format!("bad character reference: {e}"))
+                })?;
+                let name = r.into_inner();
+                let resolved = match ch {
+                    Some(_) => None,
+                    None => match quick_xml::escape::resolve_predefined_entity(&name) {
+                        Some(s) => Some(s),
+                        None => {
+                            return Err(ScheduleError::at_offset(
+                                file,
+                                bytes,
+                                pos,
+                                format!(
+                                    "undefined entity &{name}; (only &amp; &lt; &gt; &quot; &apos; and character \
+                                     references are accepted)"
+                                ),
+                            ));
                         }
-                    }
-                    Err(e) => {
-                        return Err(ScheduleError::at_offset(file, bytes, pos, format!("bad character reference: {e}")));
-                    }
+                    },
                 };
-                if let (Some(c), Some(s)) = (capture.as_mut(), resolved)
-                    && (c.depth == stack.len() || (c.deep && stack.len() > c.depth))
-                {
-                    c.text.push_str(&s);
+                if wanted && let Some(c) = capture.as_mut() {
+                    match (ch, resolved) {
+                        (Some(ch), _) => c.text.push(ch),
+                        (None, Some(s)) => c.text.push_str(s),
+                        (None, None) => {}
+                    }
                 }
             }
             Event::End(_) => {
@@ -409,15 +410,16 @@ fn finish_capture(
         }
         Field::Event(f) => {
             let Some(ev) = event else { return };
-            let value = || Some(text.trim().to_string()).filter(|v| !v.is_empty());
+            let text = if text.len() == text.trim().len() { text } else { text.trim().to_string() };
+            let value = Some(text).filter(|v| !v.is_empty());
             match f {
                 EventField::Date => {
-                    if let Some(v) = value() {
+                    if let Some(v) = value {
                         ev.when = parse_instant(&v).map(When::Absolute).or(ev.when.take());
                     }
                 }
                 EventField::Start => {
-                    if let Some(v) = value() {
+                    if let Some(v) = value {
                         // Keep an absolute <date> if it came first.
                         if !matches!(ev.when, Some(When::Absolute(_))) {
                             ev.when = parse_time(&v).map(When::DayTime).or_else(|| parse_instant(&v).map(When::Absolute));
@@ -431,7 +433,7 @@ fn finish_capture(
                     }
                 }
                 EventField::Duration => {
-                    if let Some(v) = value() {
+                    if let Some(v) = value {
                         ev.duration = parse_duration(&v);
                         if ev.duration.is_none() {
                             raw.findings.push(
@@ -445,25 +447,25 @@ fn finish_capture(
                         }
                     }
                 }
-                EventField::Room => ev.room = value(),
-                EventField::Slug => ev.slug = value(),
-                EventField::Title => ev.title = text,
-                EventField::Subtitle => ev.subtitle = value(),
-                EventField::Track => ev.track = value(),
-                EventField::Type => ev.kind = value(),
-                EventField::Abstract => ev.abstract_text = value(),
+                EventField::Room => ev.room = value,
+                EventField::Slug => ev.slug = value,
+                EventField::Title => ev.title = value.unwrap_or_default(),
+                EventField::Subtitle => ev.subtitle = value,
+                EventField::Track => ev.track = value,
+                EventField::Type => ev.kind = value,
+                EventField::Abstract => ev.abstract_text = value,
                 EventField::Description => {
                     if ev.abstract_text.is_none() {
-                        ev.abstract_text = value();
+                        ev.abstract_text = value;
                     }
                 }
                 EventField::Guid => {
                     if ev.guid.is_none() {
-                        ev.guid = value();
+                        ev.guid = value;
                     }
                 }
                 EventField::QaStart => {
-                    if let Some(v) = value() {
+                    if let Some(v) = value {
                         ev.qa_start = parse_instant(&v).map(When::Absolute).or_else(|| parse_time(&v).map(When::DayTime));
                     }
                 }
