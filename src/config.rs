@@ -52,6 +52,20 @@ pub struct HomeserverConfig {
     pub server_name: String,
     /// Client-server API base URL (`https://matrix.fosdem.org`).
     pub url: Option<String>,
+    /// Room version for new rooms ("12" is Synapse's default; "11" works too).
+    #[serde(default = "default_room_version")]
+    pub room_version: String,
+    /// Requests in flight at once while building.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_room_version() -> String {
+    "12".to_string()
+}
+
+fn default_concurrency() -> usize {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +346,15 @@ impl Config {
             return Err(invalid(format!("homeserver.url {url:?} needs a scheme (https://...)")));
         }
         config.tracks.check().map_err(invalid)?;
+        if !["10", "11", "12"].contains(&config.homeserver.room_version.as_str()) {
+            return Err(invalid(format!(
+                "homeserver.room_version {:?}: Stagehand builds on room versions 10, 11 and 12",
+                config.homeserver.room_version
+            )));
+        }
+        if config.homeserver.concurrency == 0 || config.homeserver.concurrency > 64 {
+            return Err(invalid("homeserver.concurrency must be between 1 and 64".into()));
+        }
         let n = &config.naming;
         for (field, t) in [
             ("root_alias", &n.root_alias),

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+pub mod state;
+mod topics;
+
 use crate::config::{Config, render};
 use crate::schedule::model::{Conference, Talk, TrackKind, slugify};
 
@@ -56,6 +59,10 @@ pub struct PlannedRoom {
     pub talks: usize,
     pub track: Option<String>,
     pub talk: Option<String>,
+    /// What the room is for, when, where, and how to ask questions.
+    pub topic: String,
+    /// Public (anyone may join, world-readable) or invite-only.
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +144,8 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
             talks: conf.talks.len(),
             track: None,
             talk: None,
+            topic: String::new(),
+            public: false,
         },
     );
 
@@ -173,6 +182,8 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                     talks: talk_count,
                     track: None,
                     talk: None,
+                    topic: String::new(),
+                    public: false,
                 },
             );
             space_key
@@ -209,6 +220,8 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                         talks: talks.len(),
                         track: Some(track.key.clone()),
                         talk: None,
+                        topic: String::new(),
+                        public: false,
                     },
                 );
             }
@@ -226,6 +239,8 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                         talks: talks.len(),
                         track: Some(track.key.clone()),
                         talk: None,
+                        topic: String::new(),
+                        public: false,
                     },
                 );
             }
@@ -255,6 +270,8 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                             talks: 1,
                             track: Some(track.key.clone()),
                             talk: Some(t.key.clone()),
+                            topic: String::new(),
+                            public: false,
                         },
                     );
                 }
@@ -277,8 +294,24 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                 talks: 0,
                 track: None,
                 talk: None,
+                topic: String::new(),
+                public: false,
             },
         );
+    }
+
+    let track_aliases: HashMap<String, String> = rooms
+        .iter()
+        .filter(|r| matches!(r.kind, ObjectKind::TrackRoom | ObjectKind::Stand))
+        .filter_map(|r| Some((r.track.clone()?, r.alias.clone())))
+        .collect();
+    for room in &mut rooms {
+        room.public = match room.kind {
+            ObjectKind::RootSpace | ObjectKind::Subspace | ObjectKind::TrackRoom | ObjectKind::Stand => true,
+            ObjectKind::Backstage | ObjectKind::TalkRoom => false,
+            ObjectKind::Support => kinds.support.iter().any(|s| room.key == format!("support/{}", s.key) && s.public),
+        };
+        room.topic = topics::topic(room, conf, config, &track_aliases);
     }
 
     let untracked = conf.talks.iter().filter(|t| t.track.is_none()).count();

@@ -1,0 +1,160 @@
+//! Test harness: one real Synapse per test binary (per rate-limit profile), started by `scripts/synapse-start` on
+//! loopback with SQLite, and stopped by a watchdog when the test process ends. Users are registered through the
+//! shared-secret admin API. Tests isolate themselves by conference id and user names.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Synapse {
+    pub url: String,
+    pub server_name: String,
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+/// A registered user.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub user_id: String,
+    pub token: String,
+}
+
+impl Synapse {
+    /// Starts a Synapse with the given profile (`relaxed` or `default`); `appservices` are registration files
+    /// (name, YAML) to install before it starts.
+    pub fn start(profile: &str, appservices: &[(&str, String)]) -> Synapse {
+        let tmp = tempfile::Builder::new().prefix("stagehand-synapse-").tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        if !appservices.is_empty() {
+            std::fs::create_dir_all(dir.join("appservices")).unwrap();
+            for (name, yaml) in appservices {
+                std::fs::write(dir.join("appservices").join(format!("{name}.yaml")), yaml).unwrap();
+            }
+        }
+        let out = Command::new(root().join("scripts/synapse-start"))
+            .arg(&dir)
+            .arg(profile)
+            .env("SYNAPSE_LOG_LEVEL", "WARNING")
+            .output()
+            .expect("run scripts/synapse-start");
+        assert!(out.status.success(), "synapse-start failed: {}", String::from_utf8_lossy(&out.stderr));
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        // Watchdog: stop Synapse when this test process is gone, whatever way it ends.
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1",
+            pid = std::process::id(),
+            stop = root().join("scripts/synapse-stop").display(),
+            dir = dir.display()
+        );
+        Command::new("setsid").args(["bash", "-c", &watchdog]).spawn().expect("start the watchdog");
+        Synapse {
+            url: vars["SYNAPSE_URL"].clone(),
+            server_name: vars["SYNAPSE_SERVER_NAME"].clone(),
+            dir,
+            _tmp: tmp,
+        }
+    }
+
+    /// Registers (or logs in) a user through the shared-secret admin API.
+    pub fn register(&self, name: &str, admin: bool) -> User {
+        let mut cmd = Command::new(root().join("scripts/synapse-register"));
+        cmd.arg(&self.dir).arg(name).arg(format!("pw-{name}"));
+        if admin {
+            cmd.arg("admin");
+        }
+        let out = cmd.output().expect("run scripts/synapse-register");
+        assert!(out.status.success(), "register {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        User { user_id: vars["USER_ID"].clone(), token: vars["ACCESS_TOKEN"].clone() }
+    }
+}
+
+/// The relaxed-profile Synapse shared by the tests of this binary.
+pub fn synapse() -> &'static Synapse {
+    static S: OnceLock<Synapse> = OnceLock::new();
+    S.get_or_init(|| Synapse::start("relaxed", &[]))
+}
+
+/// A plain HTTP client for checks independent of Stagehand's own code.
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Api {
+        Api { base: base.to_string(), token: token.to_string(), http: reqwest::Client::new() }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .put(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("PUT");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// Percent-encodes a path segment (room ids and aliases contain `!`, `#` and `:`).
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
