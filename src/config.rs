@@ -58,6 +58,14 @@ pub struct HomeserverConfig {
     /// Requests in flight at once while building.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// File holding the bot's access token (or set STAGEHAND_ACCESS_TOKEN).
+    pub access_token_file: Option<PathBuf>,
+    /// Application service registration file: the bot acts with its `as_token` (how FOSDEM runs it).
+    pub appservice_registration: Option<PathBuf>,
+    /// Where a password login keeps its session (default `.stagehand/session.json`).
+    pub session_file: Option<PathBuf>,
+    /// Localpart of the bot user (default `stagehand`), used when generating an appservice registration.
+    pub bot_localpart: Option<String>,
 }
 
 fn default_room_version() -> String {

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod load;
+pub mod matrix;
 pub mod plan;
 pub mod schedule;
 pub mod source;

@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stagehand::config::Config;
 use stagehand::load::{LoadRequest, load};
+use stagehand::matrix::client::{Credentials, Homeserver};
+use stagehand::matrix::reconcile::{Options, Report, Status, reconcile};
 use stagehand::plan;
 use stagehand::schedule::{Format, Parsed, diff};
 
@@ -27,12 +29,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the spaces and rooms the schedule will produce (offline).
+    /// Show the spaces and rooms the schedule will produce; with --homeserver, what would change on the live
+    /// server (create / update / unchanged, with the fields that differ), without writing.
     Plan {
         #[command(flatten)]
         input: Input,
+        /// Compare with this homeserver (or homeserver.url from the config) instead of printing the offline tree.
+        #[arg(long, num_args = 0..=1, default_missing_value = "")]
+        homeserver: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Build or update the conference on the homeserver: create what is missing, change what differs.
+    Apply {
+        #[command(flatten)]
+        input: Input,
+        /// Homeserver URL; defaults to homeserver.url from the config.
+        #[arg(long)]
+        homeserver: Option<String>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an application service registration (with fresh tokens) for the config's homeserver.
+    AppserviceRegistration {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// List talks added, removed, moved, retimed, retitled and re-speakered between two schedules.
     Diff {
@@ -144,6 +166,59 @@ fn fallback_config(parsed: &Parsed) -> anyhow::Result<Config> {
     Ok(Config::parse("(built-in)", &yaml)?.0)
 }
 
+async fn load_with_config(input: &Input) -> anyhow::Result<(Parsed, Config)> {
+    let config = load_config(input.config.as_ref())?
+        .context("building on a homeserver needs a config (--config): conference id, server name, credentials")?;
+    let req = request(input, Some(&config))?;
+    let parsed = load(&req, Some(&config)).await.with_context(|| format!("cannot read {}", req.source))?;
+    print_findings(&parsed);
+    Ok((parsed, config))
+}
+
+fn homeserver_url(given: &str, config: &Config) -> anyhow::Result<String> {
+    if !given.is_empty() {
+        return Ok(given.to_string());
+    }
+    config.homeserver.url.clone().context("no homeserver URL: pass --homeserver URL or set homeserver.url")
+}
+
+async fn connect(url: &str, config: &Config) -> anyhow::Result<Homeserver> {
+    let credentials = Credentials::from_config(&config.homeserver, |k| std::env::var(k).ok())?;
+    let hs = Homeserver::connect(url, &credentials).await?;
+    if hs.server_name != config.homeserver.server_name {
+        eprintln!(
+            "warning: the bot is {} but homeserver.server_name is {}; aliases use the config's server name",
+            hs.user_id, config.homeserver.server_name
+        );
+    }
+    Ok(hs)
+}
+
+fn options(config: &Config, dry_run: bool) -> Options {
+    Options { room_version: config.homeserver.room_version.clone(), concurrency: config.homeserver.concurrency, dry_run }
+}
+
+fn print_report(report: &Report, dry_run: bool) {
+    for o in &report.objects {
+        let id = o.room_id.as_deref().unwrap_or("-");
+        match &o.status {
+            Status::Unchanged => {}
+            Status::Create => println!("{:<10} {} {}", if dry_run { "create" } else { "created" }, o.key, o.alias),
+            Status::Update { changes } => {
+                println!("{:<10} {} {} {id}", if dry_run { "update" } else { "updated" }, o.key, o.alias);
+                for c in changes {
+                    let from = c.from.as_ref().map_or("(none)".to_string(), |v| v.to_string());
+                    println!("           {} [{}]: {from} -> {}", c.event_type, c.state_key, c.to);
+                }
+            }
+            Status::Cancelled => println!("{:<10} {} {id}", "cancelled", o.key),
+            Status::Foreign { reason } => println!("{:<10} {} {reason}", "foreign", o.key),
+            Status::Failed { error } => println!("{:<10} {} {error}", "FAILED", o.key),
+        }
+    }
+    println!("{}{}", if dry_run { "dry run: " } else { "" }, report.summary());
+}
+
 fn print_findings(parsed: &Parsed) {
     for f in parsed.errors().chain(parsed.warnings()) {
         eprintln!("{f}");
@@ -205,7 +280,49 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Plan { input, json } => {
+        Command::Plan { input, homeserver: Some(url), json } => {
+            let (parsed, config) = load_with_config(&input).await?;
+            let url = homeserver_url(&url, &config)?;
+            let p = plan::plan(&parsed.conference, &config);
+            let hs = connect(&url, &config).await?;
+            let report = reconcile(&hs, &p, &options(&config, true)).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report, true);
+            }
+            Ok(if report.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Apply { input, homeserver, json } => {
+            let (parsed, config) = load_with_config(&input).await?;
+            if parsed.errors().count() > 0 {
+                bail!("the schedule has errors (see above); fix them before building");
+            }
+            let url = homeserver_url(homeserver.as_deref().unwrap_or(""), &config)?;
+            let p = plan::plan(&parsed.conference, &config);
+            let hs = connect(&url, &config).await?;
+            let report = reconcile(&hs, &p, &options(&config, false)).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report, false);
+            }
+            Ok(if report.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::AppserviceRegistration { config } => {
+            let config = load_config(Some(&config))?.context("no config")?;
+            let localpart = config.homeserver.bot_localpart.clone().unwrap_or_else(|| "stagehand".into());
+            print!(
+                "{}",
+                stagehand::matrix::client::appservice_registration(
+                    &config.homeserver.server_name,
+                    &localpart,
+                    &config.conference.id
+                )
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { input, homeserver: None, json } => {
             let config = load_config(input.config.as_ref())?;
             let req = request(&input, config.as_ref())?;
             let parsed = load(&req, config.as_ref()).await.with_context(|| format!("cannot read {}", req.source))?;

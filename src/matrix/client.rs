@@ -1,0 +1,416 @@
+//! The homeserver connection: authentication (access token, password with a persisted session, or an application
+//! service token), and every request Stagehand makes, with its own handling of rate limits (`retry_after_ms` is
+//! honoured and logged) and transient errors. Counts reads and writes so a run can prove it wrote nothing.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use matrix_sdk::authentication::SessionTokens;
+use matrix_sdk::authentication::matrix::MatrixSession;
+use matrix_sdk::config::RequestConfig;
+use matrix_sdk::ruma::api::client::{alias, room, state};
+use matrix_sdk::ruma::api::error::{ErrorKind, LimitExceededErrorData, RetryAfter};
+use matrix_sdk::ruma::events::{AnyInitialStateEvent, AnyStateEventContent, StateEventType};
+use matrix_sdk::ruma::serde::Raw;
+use matrix_sdk::ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomVersionId};
+use matrix_sdk::{Client, HttpError, SessionMeta};
+use serde_json::Value;
+
+use crate::plan::state::StateItem;
+
+/// How Stagehand authenticates.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// An access token (from the environment or a file).
+    AccessToken(String),
+    /// User and password; the session is kept in `session_file` so a restart reuses the device.
+    Password { user: String, password: String, session_file: PathBuf },
+    /// An application service's `as_token`: requests act as the registration's `sender_localpart` user and are
+    /// not rate-limited when the registration says `rate_limited: false`.
+    AppService { as_token: String },
+}
+
+impl Credentials {
+    /// Credentials from the config and the environment, in this order: an appservice registration, an access
+    /// token (STAGEHAND_ACCESS_TOKEN or `homeserver.access_token_file`), a user and password (STAGEHAND_USER,
+    /// STAGEHAND_PASSWORD). Secrets never come from the config file itself.
+    pub fn from_config(
+        hs: &crate::config::HomeserverConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Credentials, MatrixError> {
+        if let Some(path) = &hs.appservice_registration {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| MatrixError::Setup(format!("{}: cannot read the registration: {e}", path.display())))?;
+            let reg: Value = yaml_serde::from_str(&text)
+                .map_err(|e| MatrixError::Setup(format!("{}: not a registration file: {e}", path.display())))?;
+            let as_token = reg["as_token"]
+                .as_str()
+                .ok_or_else(|| MatrixError::Setup(format!("{}: no as_token", path.display())))?;
+            return Ok(Credentials::AppService { as_token: as_token.to_string() });
+        }
+        if let Some(token) = env("STAGEHAND_ACCESS_TOKEN").filter(|t| !t.is_empty()) {
+            return Ok(Credentials::AccessToken(token));
+        }
+        if let Some(path) = &hs.access_token_file {
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| MatrixError::Setup(format!("{}: cannot read the access token: {e}", path.display())))?;
+            return Ok(Credentials::AccessToken(token.trim().to_string()));
+        }
+        if let (Some(user), Some(password)) = (env("STAGEHAND_USER"), env("STAGEHAND_PASSWORD")) {
+            let session_file = hs.session_file.clone().unwrap_or_else(|| PathBuf::from(".stagehand/session.json"));
+            return Ok(Credentials::Password { user, password, session_file });
+        }
+        Err(MatrixError::Setup(
+            "no credentials: set STAGEHAND_ACCESS_TOKEN, or STAGEHAND_USER and STAGEHAND_PASSWORD, or \
+             homeserver.access_token_file or homeserver.appservice_registration in the config"
+                .into(),
+        ))
+    }
+}
+
+/// An application service registration for Stagehand, with fresh random tokens. `rate_limited: false` exempts the
+/// bot from Synapse's rate limits; the bot's user is in the appservice's exclusive namespace.
+pub fn appservice_registration(server_name: &str, localpart: &str, conference: &str) -> String {
+    use rand::Rng;
+    let token = || -> String {
+        rand::rng().sample_iter(rand::distr::Alphanumeric).take(48).map(char::from).collect()
+    };
+    let esc = |s: &str| s.replace('.', "\\\\.");
+    format!(
+        "# Stagehand application service registration. Keep this file secret: it holds the tokens.\n\
+         # Add its path to app_service_config_files in homeserver.yaml and to homeserver.appservice_registration.\n\
+         id: stagehand-{conference}\n\
+         url: null\n\
+         as_token: {as_token}\n\
+         hs_token: {hs_token}\n\
+         sender_localpart: {localpart}\n\
+         rate_limited: false\n\
+         namespaces:\n\
+         \x20 users:\n\
+         \x20   - exclusive: true\n\
+         \x20     regex: \"@{user_re}:{server_re}\"\n\
+         \x20 aliases:\n\
+         \x20   - exclusive: false\n\
+         \x20     regex: \"#{conf_re}.*:{server_re}\"\n\
+         \x20 rooms: []\n",
+        as_token = token(),
+        hs_token = token(),
+        user_re = esc(localpart),
+        server_re = esc(server_name),
+        conf_re = esc(conference),
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error("{what}: the homeserver answered {status} {errcode}: {message}")]
+    Api { what: String, status: u16, errcode: String, message: String },
+    #[error("{what}: {message}")]
+    Transport { what: String, message: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl MatrixError {
+    pub fn errcode(&self) -> Option<&str> {
+        match self {
+            MatrixError::Api { errcode, .. } => Some(errcode),
+            _ => None,
+        }
+    }
+}
+
+/// Request counts of one connection.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub rooms_created: AtomicU64,
+    pub state_events: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub rate_limited_ms: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl Counters {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// A connection to the homeserver.
+#[derive(Clone)]
+pub struct Homeserver {
+    client: Client,
+    pub user_id: String,
+    pub server_name: String,
+    pub counters: Arc<Counters>,
+    test_pause: Option<(String, u64)>,
+}
+
+fn request_config() -> RequestConfig {
+    // Stagehand handles 429 and transient errors itself, visibly; the SDK must not retry for minutes silently.
+    RequestConfig::new().disable_retry().timeout(Duration::from_secs(60))
+}
+
+impl Homeserver {
+    /// Connects and authenticates.
+    pub async fn connect(url: &str, credentials: &Credentials) -> Result<Homeserver, MatrixError> {
+        let setup = |e: &dyn std::fmt::Display| MatrixError::Setup(format!("{url}: {e}"));
+        let client = Client::builder()
+            .homeserver_url(url)
+            .request_config(request_config())
+            .build()
+            .await
+            .map_err(|e| setup(&e))?;
+        match credentials {
+            Credentials::AccessToken(token) | Credentials::AppService { as_token: token } => {
+                let (user_id, device_id) = whoami(url, token).await?;
+                restore(&client, &user_id, device_id.as_deref().unwrap_or("STAGEHAND"), token).await?;
+            }
+            Credentials::Password { user, password, session_file } => {
+                match read_session(session_file) {
+                    Some(session) => client.restore_session(session).await.map_err(|e| setup(&e))?,
+                    None => {
+                        client
+                            .matrix_auth()
+                            .login_username(user, password)
+                            .initial_device_display_name("Stagehand")
+                            .send()
+                            .await
+                            .map_err(|e| MatrixError::Setup(format!("login as {user} failed: {e}")))?;
+                        if let Some(session) = client.matrix_auth().session() {
+                            write_session(session_file, &session)?;
+                        }
+                    }
+                }
+            }
+        }
+        let user_id = client.user_id().map(|u| u.to_string()).ok_or_else(|| MatrixError::Setup("no user after login".into()))?;
+        let server_name = user_id.split_once(':').map(|(_, s)| s.to_string()).unwrap_or_default();
+        let test_pause = std::env::var("STAGEHAND_TEST_PAUSE_AFTER").ok().and_then(|v| {
+            let (what, n) = v.split_once(':')?;
+            Some((what.to_string(), n.parse().ok()?))
+        });
+        Ok(Homeserver { client, user_id, server_name, counters: Arc::new(Counters::default()), test_pause })
+    }
+
+    /// Sends a request, waiting out rate limits and retrying transient errors.
+    async fn call<T, F, Fut>(&self, what: &str, write: bool, mut f: F) -> Result<T, MatrixError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, HttpError>>,
+    {
+        let mut transient_tries = 0u32;
+        loop {
+            let counter = if write { &self.counters.writes } else { &self.counters.reads };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let err = match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if let Some(ErrorKind::LimitExceeded(LimitExceededErrorData { retry_after, .. })) = err.client_api_error_kind() {
+                let wait = match retry_after {
+                    Some(RetryAfter::Delay(d)) => *d,
+                    Some(RetryAfter::DateTime(t)) => t.duration_since(std::time::SystemTime::now()).unwrap_or_default(),
+                    None => Duration::from_secs(5),
+                }
+                .max(Duration::from_millis(50));
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                self.counters.rate_limited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                tracing::warn!(request = what, wait_ms = wait.as_millis() as u64, "rate limited by the homeserver; waiting");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let transient = match &err {
+                HttpError::Api(_) => err.as_client_api_error().is_some_and(|e| e.status_code.is_server_error()),
+                HttpError::Reqwest(_) => true,
+                _ => false,
+            };
+            if transient && transient_tries < 6 {
+                transient_tries += 1;
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                let wait = Duration::from_millis(250 * 2u64.pow(transient_tries));
+                tracing::warn!(request = what, error = %err, attempt = transient_tries, wait_ms = wait.as_millis() as u64, "transient error; retrying");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(describe(what, &err));
+        }
+    }
+
+    /// Room id of an alias, or `None` when it does not exist.
+    pub async fn resolve_alias(&self, alias: &str) -> Result<Option<String>, MatrixError> {
+        let alias_id = OwnedRoomAliasId::try_from(alias).map_err(|e| MatrixError::Setup(format!("alias {alias}: {e}")))?;
+        let what = format!("resolve {alias}");
+        match self.call(&what, false, || self.client.send(alias::get_alias::v3::Request::new(alias_id.clone())).into_future()).await {
+            Ok(resp) => Ok(Some(resp.room_id.to_string())),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The room's full current state as (type, state key, content, event id).
+    pub async fn room_state(&self, room_id: &str) -> Result<Vec<(String, String, Value)>, MatrixError> {
+        let id = room_id_of(room_id)?;
+        let what = format!("read the state of {room_id}");
+        let resp = self.call(&what, false, || self.client.send(state::get_state_events::v3::Request::new(id.clone())).into_future()).await?;
+        let mut out = Vec::with_capacity(resp.room_state.len());
+        for raw in resp.room_state {
+            let v: Value = match raw.deserialize_as_unchecked::<Value>() {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            let (Some(t), Some(k)) = (v.get("type").and_then(Value::as_str), v.get("state_key").and_then(Value::as_str)) else {
+                continue;
+            };
+            out.push((t.to_string(), k.to_string(), v.get("content").cloned().unwrap_or(Value::Null)));
+        }
+        Ok(out)
+    }
+
+    /// Creates a room with everything that can go into `createRoom`. Returns the room id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_room(
+        &self,
+        alias_localpart: &str,
+        room_version: &str,
+        is_space: bool,
+        public: bool,
+        initial_state: &[StateItem],
+        power_levels: &Value,
+    ) -> Result<String, MatrixError> {
+        let mut request = room::create_room::v3::Request::new();
+        request.room_alias_name = Some(alias_localpart.to_string());
+        request.room_version = Some(RoomVersionId::try_from(room_version).map_err(|e| MatrixError::Setup(format!("room version {room_version}: {e}")))?);
+        request.visibility = if public { room::Visibility::Public } else { room::Visibility::Private };
+        request.preset = Some(if public { room::create_room::v3::RoomPreset::PublicChat } else { room::create_room::v3::RoomPreset::PrivateChat });
+        if is_space {
+            request.creation_content = Some(raw(&serde_json::json!({"type": "m.space"}))?);
+        }
+        request.power_level_content_override = Some(raw(power_levels)?);
+        request.initial_state = initial_state
+            .iter()
+            .map(|s| raw::<AnyInitialStateEvent>(&serde_json::json!({"type": s.event_type, "state_key": s.state_key, "content": s.content})))
+            .collect::<Result<_, _>>()?;
+        let what = format!("create #{alias_localpart}");
+        let resp = self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        self.counters.rooms_created.fetch_add(1, Ordering::Relaxed);
+        self.test_point("create").await;
+        Ok(resp.room_id.to_string())
+    }
+
+    /// Sends one state event.
+    pub async fn put_state(&self, room_id: &str, item: &StateItem) -> Result<(), MatrixError> {
+        let id = room_id_of(room_id)?;
+        let body: Raw<AnyStateEventContent> = raw(&item.content)?;
+        let event_type = StateEventType::from(item.event_type.as_str());
+        let request = state::send_state_event::v3::Request::new_raw(id, event_type, item.state_key.clone(), body);
+        let what = format!("send {} in {room_id}", item.event_type);
+        self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        self.counters.state_events.fetch_add(1, Ordering::Relaxed);
+        self.test_point("state").await;
+        Ok(())
+    }
+
+    /// Test hook: `STAGEHAND_TEST_PAUSE_AFTER=create:N` (or `state:N`) stops here after the Nth such write, says so
+    /// on stderr and waits to be killed. Lets tests SIGKILL the bot at an exact point.
+    async fn test_point(&self, what: &str) {
+        let Some((w, n)) = &self.test_pause else { return };
+        if w != what {
+            return;
+        }
+        let count = match what {
+            "create" => Counters::get(&self.counters.rooms_created),
+            _ => Counters::get(&self.counters.state_events),
+        };
+        if count == *n {
+            eprintln!("STAGEHAND_TEST_POINT {what} {count}");
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        }
+    }
+}
+
+fn raw<T>(v: &Value) -> Result<Raw<T>, MatrixError> {
+    let json = serde_json::value::to_raw_value(v).map_err(|e| MatrixError::Setup(format!("cannot encode JSON: {e}")))?;
+    Ok(Raw::from_json(json))
+}
+
+fn room_id_of(room_id: &str) -> Result<OwnedRoomId, MatrixError> {
+    OwnedRoomId::try_from(room_id).map_err(|e| MatrixError::Setup(format!("room id {room_id}: {e}")))
+}
+
+fn describe(what: &str, err: &HttpError) -> MatrixError {
+    if let Some(api) = err.as_client_api_error() {
+        let (errcode, message) = match &api.body {
+            matrix_sdk::ruma::api::error::ErrorBody::Standard(s) => (
+                api.error_kind().map(|k| k.errcode().to_string()).unwrap_or_default(),
+                s.message.clone(),
+            ),
+            other => (String::new(), format!("{other:?}")),
+        };
+        return MatrixError::Api { what: what.to_string(), status: api.status_code.as_u16(), errcode, message };
+    }
+    MatrixError::Transport { what: what.to_string(), message: err.to_string() }
+}
+
+async fn whoami(url: &str, token: &str) -> Result<(String, Option<String>), MatrixError> {
+    let what = "who am I (check the access token)";
+    let resp = reqwest::Client::new()
+        .get(format!("{}/_matrix/client/v3/account/whoami", url.trim_end_matches('/')))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| MatrixError::Transport { what: what.into(), message: e.to_string() })?;
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status != 200 {
+        return Err(MatrixError::Api {
+            what: what.into(),
+            status,
+            errcode: body["errcode"].as_str().unwrap_or_default().to_string(),
+            message: body["error"].as_str().unwrap_or_default().to_string(),
+        });
+    }
+    let user = body["user_id"].as_str().ok_or_else(|| MatrixError::Setup("whoami without user_id".into()))?;
+    Ok((user.to_string(), body["device_id"].as_str().map(str::to_string)))
+}
+
+async fn restore(client: &Client, user_id: &str, device_id: &str, token: &str) -> Result<(), MatrixError> {
+    let user_id = OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))?;
+    let session = MatrixSession {
+        meta: SessionMeta { user_id, device_id: device_id.into() },
+        tokens: SessionTokens { access_token: token.to_string(), refresh_token: None },
+    };
+    client.restore_session(session).await.map_err(|e| MatrixError::Setup(format!("cannot use the access token: {e}")))
+}
+
+fn read_session(path: &Path) -> Option<MatrixSession> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_session(path: &Path, session: &MatrixSession) -> Result<(), MatrixError> {
+    let io = |e: std::io::Error| MatrixError::Setup(format!("cannot keep the session in {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let json = serde_json::to_string(session).map_err(|e| MatrixError::Setup(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new();
+        f.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+        let mut file = f.open(&tmp).map_err(io)?;
+        file.write_all(json.as_bytes()).map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}

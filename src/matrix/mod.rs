@@ -1,0 +1,5 @@
+//! The homeserver side: the only code that talks to Matrix. Locates existing objects, compares them with the
+//! plan, applies the differences, and handles rate limits and errors.
+
+pub mod client;
+pub mod reconcile;

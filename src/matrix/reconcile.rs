@@ -1,0 +1,453 @@
+//! Reconcile: read what exists on the homeserver, compare it with the plan, and send only the differences.
+//!
+//! 1. Locate every planned room by its alias and check its locator (a room another program owns is reported, never
+//!    touched). `createRoom` carries the alias, so a room created just before a crash is found again, not duplicated.
+//! 2. Create missing rooms top-down (root, subspaces, the rest) with everything in `createRoom`, including the
+//!    `m.space.parent`; update existing ones field by field.
+//! 3. Bring each space's `m.space.child` list to the plan: add, re-order, and take out what the plan no longer holds.
+//! 4. A talk room taken out of its space because its talk was cancelled is kept, marked cancelled, not deleted.
+//!
+//! A second run with no schedule change reads and writes nothing else. Failures are collected per object; the run
+//! goes on and ends with a summary.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::client::{Counters, Homeserver, MatrixError};
+use crate::plan::state::{self, LOCATOR, StateItem};
+use crate::plan::{Plan, PlannedRoom};
+
+type StateMap = HashMap<(String, String), Value>;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub room_version: String,
+    pub concurrency: usize,
+    /// Compare only; write nothing.
+    pub dry_run: bool,
+}
+
+/// A change to one state event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldChange {
+    pub event_type: String,
+    pub state_key: String,
+    pub from: Option<Value>,
+    pub to: Value,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Status {
+    Create,
+    Update { changes: Vec<FieldChange> },
+    Unchanged,
+    /// The alias belongs to a room that is not ours (no or another locator).
+    Foreign { reason: String },
+    Failed { error: String },
+    /// Not in the plan any more; kept, marked and taken out of its space.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectReport {
+    pub key: String,
+    pub alias: String,
+    pub room_id: Option<String>,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub objects: Vec<ObjectReport>,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    pub reads: u64,
+    pub writes: u64,
+    pub state_events: u64,
+    pub rooms_created: u64,
+    pub rate_limited: u64,
+    pub rate_limited_seconds: f64,
+    pub seconds: f64,
+}
+
+impl Report {
+    pub fn summary(&self) -> String {
+        format!(
+            "{} created, {} updated, {} unchanged, {} cancelled, {} failed; {} rooms and {} state events written, {} reads, {} rate-limit waits ({:.1} s), {:.1} s",
+            self.created,
+            self.updated,
+            self.unchanged,
+            self.cancelled,
+            self.failed,
+            self.rooms_created,
+            self.state_events,
+            self.reads,
+            self.rate_limited,
+            self.rate_limited_seconds,
+            self.seconds
+        )
+    }
+}
+
+struct Located {
+    room_id: String,
+    state: StateMap,
+}
+
+fn to_map(state: Vec<(String, String, Value)>) -> StateMap {
+    state.into_iter().map(|(t, k, c)| ((t, k), c)).collect()
+}
+
+/// Exact comparison for relations and the locator; subset comparison for the rest.
+fn satisfied(item: &StateItem, current: Option<&Value>) -> bool {
+    if matches!(item.event_type.as_str(), LOCATOR | "m.space.child" | "m.space.parent") {
+        return current.map_or(item.content.as_object().is_some_and(|o| o.is_empty()), |c| *c == item.content);
+    }
+    state::satisfies(&item.content, current)
+}
+
+fn depth(plan: &Plan, room: &PlannedRoom) -> usize {
+    let mut d = 0;
+    let mut parent = room.parent.as_deref();
+    while let Some(p) = parent {
+        d += 1;
+        parent = plan.rooms.iter().find(|r| r.key == p).and_then(|r| r.parent.as_deref());
+        if d > 16 {
+            break;
+        }
+    }
+    d
+}
+
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    done: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg:>10} [{bar:40}] {pos}/{len} rooms ({eta})") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        Progress { bar, total, done: 0 }
+    }
+
+    fn step(&mut self, phase: &str) {
+        self.done += 1;
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(phase.to_string());
+                bar.inc(1);
+            }
+            None => {
+                if self.done % 50 == 0 || self.done == self.total {
+                    tracing::info!(phase, done = self.done, total = self.total, "progress");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Reconciles the homeserver with the plan (or, with `dry_run`, reports what it would do).
+pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
+    let started = Instant::now();
+    let conference = plan.conference.clone();
+    let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut progress = Progress::new(plan.rooms.len() as u64 * 2);
+
+    // 1. Locate.
+    let mut located: HashMap<String, Result<Option<Located>, Status>> = HashMap::new();
+    let mut set = JoinSet::new();
+    for room in &plan.rooms {
+        let (hs, sem, room, conference) = (hs.clone(), sem.clone(), room.clone(), conference.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let found = locate(&hs, &conference, &room).await;
+            (room.key.clone(), found)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Ok((key, found)) = joined {
+            located.insert(key, found);
+            progress.step("locate");
+        }
+    }
+
+    // 2. Create or update, top-down so parents have ids before their children.
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut states: HashMap<String, StateMap> = HashMap::new();
+    let mut reports: HashMap<String, ObjectReport> = HashMap::new();
+    let max_depth = plan.rooms.iter().map(|r| depth(plan, r)).max().unwrap_or(0);
+    for level in 0..=max_depth {
+        let mut set = JoinSet::new();
+        for room in plan.rooms.iter().filter(|r| depth(plan, r) == level) {
+            let found = located.remove(&room.key).unwrap_or(Ok(None));
+            let parent_id = room.parent.as_ref().and_then(|p| ids.get(p).cloned());
+            let (hs, sem, room, opts, conference) = (hs.clone(), sem.clone(), room.clone(), opts.clone(), conference.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                ensure(&hs, &conference, &room, found, parent_id, &opts).await
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            let Ok((report, state)) = joined else { continue };
+            if let (Some(id), Some(state)) = (&report.room_id, state) {
+                ids.insert(report.key.clone(), id.clone());
+                states.insert(report.key.clone(), state);
+            }
+            reports.insert(report.key.clone(), report);
+            progress.step("build");
+        }
+    }
+
+    // 3. Space children; 4. rooms no longer planned.
+    let planned_ids: HashMap<&str, &str> = ids.iter().map(|(k, v)| (v.as_str(), k.as_str())).collect();
+    let mut dropped: Vec<String> = Vec::new();
+    for space in plan.rooms.iter().filter(|r| r.kind.is_space()) {
+        let (Some(space_id), Some(current)) = (ids.get(&space.key), states.get(&space.key)) else { continue };
+        let mut changes = Vec::new();
+        let mut wanted: Vec<String> = Vec::new();
+        for child in plan.children(&space.key) {
+            let Some(child_id) = ids.get(&child.key) else { continue };
+            wanted.push(child_id.clone());
+            let item = state::child_event(child_id, &child.order, &hs.server_name, false);
+            let cur = current.get(&(item.event_type.clone(), item.state_key.clone()));
+            if !satisfied(&item, cur) {
+                changes.push((item, cur.cloned()));
+            }
+        }
+        for ((t, k), content) in current {
+            if t == "m.space.child" && !wanted.contains(k) && content.as_object().is_some_and(|o| !o.is_empty()) {
+                changes.push((state::removed("m.space.child", k), Some(content.clone())));
+                if !planned_ids.contains_key(k.as_str()) {
+                    dropped.push(k.clone());
+                }
+            }
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        let result = apply_changes(hs, space_id, &changes, opts.dry_run).await;
+        if let Some(report) = reports.get_mut(&space.key) {
+            merge_status(report, &changes, result);
+        }
+    }
+    let mut cancelled = Vec::new();
+    for room_id in dropped {
+        cancelled.push(retire(hs, &conference, plan, &room_id, opts.dry_run).await);
+    }
+    progress.finish();
+
+    let mut objects: Vec<ObjectReport> =
+        plan.rooms.iter().filter_map(|r| reports.remove(&r.key)).chain(cancelled.into_iter().flatten()).collect();
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    let c = &hs.counters;
+    let count = |f: fn(&Status) -> bool| objects.iter().filter(|o| f(&o.status)).count();
+    Report {
+        created: count(|s| matches!(s, Status::Create)),
+        updated: count(|s| matches!(s, Status::Update { .. })),
+        unchanged: count(|s| matches!(s, Status::Unchanged)),
+        failed: count(|s| matches!(s, Status::Failed { .. } | Status::Foreign { .. })),
+        cancelled: count(|s| matches!(s, Status::Cancelled)),
+        objects,
+        reads: Counters::get(&c.reads),
+        writes: Counters::get(&c.writes),
+        state_events: Counters::get(&c.state_events),
+        rooms_created: Counters::get(&c.rooms_created),
+        rate_limited: Counters::get(&c.rate_limited),
+        rate_limited_seconds: Counters::get(&c.rate_limited_ms) as f64 / 1000.0,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+async fn locate(hs: &Homeserver, conference: &str, room: &PlannedRoom) -> Result<Option<Located>, Status> {
+    let failed = |e: MatrixError| Status::Failed { error: e.to_string() };
+    let Some(room_id) = hs.resolve_alias(&room.alias).await.map_err(failed)? else {
+        return Ok(None);
+    };
+    let state = to_map(hs.room_state(&room_id).await.map_err(failed)?);
+    let locator = state.get(&(LOCATOR.to_string(), String::new()));
+    let ours = locator.is_some_and(|l| l["conference"] == conference && l["key"] == room.key.as_str());
+    if !ours {
+        let reason = match locator {
+            None => format!("{} is {room_id}, a room without Stagehand's locator; rename the alias or the object", room.alias),
+            Some(l) => format!("{} is {room_id}, which Stagehand built for {}", room.alias, l),
+        };
+        return Err(Status::Foreign { reason });
+    }
+    Ok(Some(Located { room_id, state }))
+}
+
+/// Everything a room should carry, but its space children.
+fn desired(conference: &str, room: &PlannedRoom, parent_id: Option<&str>, hs: &Homeserver, version: &str) -> (Vec<StateItem>, Value) {
+    let mut items = state::room_state(conference, room);
+    if let Some(p) = parent_id {
+        items.push(state::parent_event(p, &hs.server_name));
+    }
+    (items, state::power_levels(room, version, &hs.user_id))
+}
+
+async fn ensure(
+    hs: &Homeserver,
+    conference: &str,
+    room: &PlannedRoom,
+    found: Result<Option<Located>, Status>,
+    parent_id: Option<String>,
+    opts: &Options,
+) -> (ObjectReport, Option<StateMap>) {
+    let alias_local = room.alias.trim_start_matches('#').split(':').next().unwrap_or_default().to_string();
+    let report = |room_id: Option<String>, status| ObjectReport { key: room.key.clone(), alias: room.alias.clone(), room_id, status };
+    let (items, pl) = desired(conference, room, parent_id.as_deref(), hs, &opts.room_version);
+    let located = match found {
+        Err(status) => return (report(None, status), None),
+        Ok(Some(l)) => l,
+        Ok(None) if opts.dry_run => return (report(None, Status::Create), None),
+        Ok(None) => {
+            match hs.create_room(&alias_local, &opts.room_version, room.kind.is_space(), room.public, &items, &pl).await {
+                Ok(room_id) => {
+                    tracing::info!(room = %room.key, room_id = %room_id, "created");
+                    let mut state: StateMap = items.iter().map(|i| ((i.event_type.clone(), i.state_key.clone()), i.content.clone())).collect();
+                    state.insert(("m.room.power_levels".into(), String::new()), pl);
+                    return (report(Some(room_id), Status::Create), Some(state));
+                }
+                // Created by an earlier run that did not live to see the answer: adopt it.
+                Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => match locate(hs, conference, room).await {
+                    Ok(Some(l)) => l,
+                    Ok(None) => return (report(None, Status::Failed { error: e.to_string() }), None),
+                    Err(status) => return (report(None, status), None),
+                },
+                Err(e) => return (report(None, Status::Failed { error: e.to_string() }), None),
+            }
+        }
+    };
+    let Located { room_id, mut state } = located;
+    let mut changes: Vec<(StateItem, Option<Value>)> = Vec::new();
+    for item in items {
+        let cur = state.get(&(item.event_type.clone(), item.state_key.clone()));
+        if !satisfied(&item, cur) {
+            changes.push((item, cur.cloned()));
+        }
+    }
+    let pl_key = ("m.room.power_levels".to_string(), String::new());
+    let cur_pl = state.get(&pl_key);
+    if !state::satisfies(&pl, cur_pl) {
+        let content = state::content_to_send("m.room.power_levels", &pl, cur_pl);
+        changes.push((StateItem::new("m.room.power_levels", "", content), cur_pl.cloned()));
+    }
+    // A parent the plan no longer names (the talk moved to another space).
+    for ((t, k), content) in &state {
+        if t == "m.space.parent" && Some(k) != parent_id.as_ref() && content.as_object().is_some_and(|o| !o.is_empty()) {
+            changes.push((state::removed("m.space.parent", k), Some(content.clone())));
+        }
+    }
+    if changes.is_empty() {
+        return (report(Some(room_id), Status::Unchanged), Some(state));
+    }
+    let result = apply_changes(hs, &room_id, &changes, opts.dry_run).await;
+    for (item, _) in &changes {
+        state.insert((item.event_type.clone(), item.state_key.clone()), item.content.clone());
+    }
+    let mut r = report(Some(room_id), Status::Unchanged);
+    merge_status(&mut r, &changes, result);
+    (r, Some(state))
+}
+
+async fn apply_changes(hs: &Homeserver, room_id: &str, changes: &[(StateItem, Option<Value>)], dry_run: bool) -> Result<(), MatrixError> {
+    if dry_run {
+        return Ok(());
+    }
+    for (item, from) in changes {
+        tracing::info!(room = room_id, event_type = %item.event_type, state_key = %item.state_key, from = ?from, to = %item.content, "update");
+        hs.put_state(room_id, item).await?;
+    }
+    Ok(())
+}
+
+fn merge_status(report: &mut ObjectReport, changes: &[(StateItem, Option<Value>)], result: Result<(), MatrixError>) {
+    if let Err(e) = result {
+        report.status = Status::Failed { error: e.to_string() };
+        return;
+    }
+    let new: Vec<FieldChange> = changes
+        .iter()
+        .map(|(i, from)| FieldChange { event_type: i.event_type.clone(), state_key: i.state_key.clone(), from: from.clone(), to: i.content.clone() })
+        .collect();
+    match &mut report.status {
+        Status::Update { changes } => changes.extend(new),
+        Status::Unchanged => report.status = Status::Update { changes: new },
+        _ => {}
+    }
+}
+
+/// A room taken out of a space that the plan no longer holds: if it is ours, mark it cancelled and cut its parent
+/// link. Never deleted: its history stays readable for those in it.
+async fn retire(hs: &Homeserver, conference: &str, plan: &Plan, room_id: &str, dry_run: bool) -> Option<ObjectReport> {
+    let state = match hs.room_state(room_id).await {
+        Ok(s) => to_map(s),
+        Err(e) => {
+            tracing::warn!(room_id, error = %e, "cannot read a room taken out of its space");
+            return None;
+        }
+    };
+    let locator = state.get(&(LOCATOR.to_string(), String::new()))?.clone();
+    if locator["conference"] != conference {
+        return None;
+    }
+    let key = locator["key"].as_str().unwrap_or_default().to_string();
+    if plan.rooms.iter().any(|r| r.key == key) {
+        return None;
+    }
+    let mut changes = Vec::new();
+    if locator.get("cancelled") != Some(&json!(true)) {
+        let mut marked = locator.clone();
+        if let Some(o) = marked.as_object_mut() {
+            o.insert("cancelled".into(), json!(true));
+        }
+        changes.push((StateItem::new(LOCATOR, "", marked), Some(locator.clone())));
+        let name = state.get(&("m.room.name".into(), String::new())).and_then(|n| n["name"].as_str()).unwrap_or_default();
+        if !name.starts_with("Cancelled: ") {
+            changes.push((StateItem::new("m.room.name", "", json!({"name": format!("Cancelled: {name}")})), None));
+        }
+        let topic = state.get(&("m.room.topic".into(), String::new())).and_then(|n| n["topic"].as_str()).unwrap_or_default();
+        changes.push((
+            StateItem::new("m.room.topic", "", json!({"topic": format!("This talk was cancelled. The room is kept for what was said in it. {topic}")})),
+            None,
+        ));
+    }
+    for ((t, k), content) in &state {
+        if t == "m.space.parent" && content.as_object().is_some_and(|o| !o.is_empty()) {
+            changes.push((state::removed("m.space.parent", k), Some(content.clone())));
+        }
+    }
+    let result = apply_changes(hs, room_id, &changes, dry_run).await;
+    let status = match result {
+        Ok(()) => Status::Cancelled,
+        Err(e) => Status::Failed { error: e.to_string() },
+    };
+    tracing::info!(room = %key, room_id, "talk no longer in the schedule: kept, marked cancelled, taken out of its space");
+    let alias = state.get(&("m.room.canonical_alias".into(), String::new())).and_then(|a| a["alias"].as_str()).unwrap_or_default().to_string();
+    Some(ObjectReport { key, alias, room_id: Some(room_id.to_string()), status })
+}
