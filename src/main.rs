@@ -110,7 +110,7 @@ impl From<FormatArg> for Format {
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("stagehand=info,warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("stagehand=info,matrix_sdk=off,warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -163,6 +163,8 @@ impl Homeserver {
         let client = Client::builder()
             .homeserver_url(url)
             .request_config(request_config())
+            // Skips a GET /versions before the first request; every endpoint we use is in v1.11.
+            .server_versions([matrix_sdk::ruma::api::MatrixVersion::V1_11])
             .build()
             .await
             .map_err(|e| setup(&e))?;

@@ -174,6 +174,8 @@ impl Progress {
 /// Reconciles the homeserver with the plan (or, with `dry_run`, reports what it would do).
 pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let started = Instant::now();
+    let c = &hs.counters;
+    let base = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms].map(Counters::get);
     let conference = plan.conference.clone();
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut progress = Progress::new(plan.rooms.len() as u64 * 2);
@@ -264,7 +266,8 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let mut objects: Vec<ObjectReport> =
         plan.rooms.iter().filter_map(|r| reports.remove(&r.key)).chain(cancelled.into_iter().flatten()).collect();
     objects.sort_by(|a, b| a.key.cmp(&b.key));
-    let c = &hs.counters;
+    let now = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms].map(Counters::get);
+    let delta = |i: usize| now[i] - base[i];
     let count = |f: fn(&Status) -> bool| objects.iter().filter(|o| f(&o.status)).count();
     Report {
         created: count(|s| matches!(s, Status::Create)),
@@ -273,12 +276,12 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         failed: count(|s| matches!(s, Status::Failed { .. } | Status::Foreign { .. })),
         cancelled: count(|s| matches!(s, Status::Cancelled)),
         objects,
-        reads: Counters::get(&c.reads),
-        writes: Counters::get(&c.writes),
-        state_events: Counters::get(&c.state_events),
-        rooms_created: Counters::get(&c.rooms_created),
-        rate_limited: Counters::get(&c.rate_limited),
-        rate_limited_seconds: Counters::get(&c.rate_limited_ms) as f64 / 1000.0,
+        reads: delta(0),
+        writes: delta(1),
+        state_events: delta(2),
+        rooms_created: delta(3),
+        rate_limited: delta(4),
+        rate_limited_seconds: delta(5) as f64 / 1000.0,
         seconds: started.elapsed().as_secs_f64(),
     }
 }

@@ -101,16 +101,25 @@ impl Api {
         Api { base: base.to_string(), token: token.to_string(), http: reqwest::Client::new() }
     }
 
+    /// GET, waiting out 429s (Synapse limits some reads, such as the hierarchy, whatever the profile).
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let resp = self
-            .http
-            .get(format!("{}{}", self.base, path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("GET");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+        loop {
+            let resp = self
+                .http
+                .get(format!("{}{}", self.base, path))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .expect("GET");
+            let status = resp.status().as_u16();
+            let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+            if status == 429 {
+                let ms = body["retry_after_ms"].as_u64().unwrap_or(500);
+                tokio::time::sleep(std::time::Duration::from_millis(ms + 10)).await;
+                continue;
+            }
+            return (status, body);
+        }
     }
 
     pub async fn put(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {

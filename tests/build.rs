@@ -1,0 +1,334 @@
+//! Building a conference on a real Synapse (relaxed rate limits), checked by an independent plain HTTP client:
+//! the space hierarchy, names, aliases, join rules, power levels and order; a rerun that writes nothing; room
+//! versions 11 and 12; schedule changes between FOSDEM 2026 snapshots; a bot killed mid-build.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{Api, User, enc, synapse};
+use serde_json::Value;
+use stagehand::config::Config;
+use stagehand::matrix::client::{Credentials, Homeserver};
+use stagehand::matrix::reconcile::{Options, Report, Status, reconcile};
+use stagehand::plan::{self, ObjectKind, Plan};
+use stagehand::schedule::{self, Conference, ReadOptions};
+
+fn config(id: &str, version: &str, extra: &str) -> Config {
+    let yaml = format!(
+        "conference: {{id: {id}, timezone: Europe/Brussels}}\nhomeserver: {{server_name: localhost, room_version: \"{version}\", concurrency: 4}}\n{extra}"
+    );
+    Config::parse("test.yaml", &yaml).unwrap().0
+}
+
+fn example() -> Conference {
+    let text = std::fs::read(common::root().join("schedules/example.yaml")).unwrap();
+    schedule::read("example.yaml", &text, &ReadOptions::default()).unwrap().conference
+}
+
+async fn bot(name: &str) -> (User, Homeserver) {
+    let s = synapse();
+    let user = s.register(name, false);
+    let hs = Homeserver::connect(&s.url, &Credentials::AccessToken(user.token.clone())).await.unwrap();
+    (user, hs)
+}
+
+async fn build(hs: &Homeserver, plan: &Plan, version: &str) -> Report {
+    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false }).await;
+    let failed: Vec<_> = report.objects.iter().filter(|o| matches!(o.status, Status::Failed { .. } | Status::Foreign { .. })).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    report
+}
+
+/// Walks the hierarchy from the root space with a plain HTTP client, following `next_batch`.
+async fn walk(api: &Api, root: &str) -> (Vec<Value>, usize) {
+    let mut rooms = Vec::new();
+    let mut from: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = format!("/_matrix/client/v1/rooms/{}/hierarchy?limit=5", enc(root));
+        if let Some(f) = &from {
+            path.push_str(&format!("&from={}", enc(f)));
+        }
+        let (status, body) = api.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        pages += 1;
+        rooms.extend(body["rooms"].as_array().cloned().unwrap_or_default());
+        match body["next_batch"].as_str() {
+            Some(n) => from = Some(n.to_string()),
+            None => break,
+        }
+    }
+    (rooms, pages)
+}
+
+async fn resolve(api: &Api, alias: &str) -> Option<String> {
+    let (status, body) = api.get(&format!("/_matrix/client/v3/directory/room/{}", enc(alias))).await;
+    (status == 200).then(|| body["room_id"].as_str().unwrap().to_string())
+}
+
+/// (type, state_key) -> event id of every state event of every room: equal before and after means no writes.
+async fn state_ids(api: &Api, room_ids: &[String]) -> BTreeMap<(String, String, String), String> {
+    let mut out = BTreeMap::new();
+    for id in room_ids {
+        let (status, body) = api.get(&format!("/_matrix/client/v3/rooms/{}/state", enc(id))).await;
+        assert_eq!(status, 200);
+        for ev in body.as_array().unwrap() {
+            out.insert(
+                (id.clone(), ev["type"].as_str().unwrap().into(), ev["state_key"].as_str().unwrap().into()),
+                ev["event_id"].as_str().unwrap().into(),
+            );
+        }
+    }
+    out
+}
+
+/// Rooms the user is in that carry this conference's locator, by locator key.
+async fn rooms_by_locator(api: &Api, conference: &str) -> HashMap<String, Vec<String>> {
+    let (_, joined) = api.get("/_matrix/client/v3/joined_rooms").await;
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for id in joined["joined_rooms"].as_array().unwrap() {
+        let id = id.as_str().unwrap();
+        let (status, loc) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/org.stagehand.locator/", enc(id))).await;
+        if status == 200 && loc["conference"] == conference {
+            out.entry(loc["key"].as_str().unwrap().to_string()).or_default().push(id.to_string());
+        }
+    }
+    out
+}
+
+async fn check_against_plan(api: &Api, plan: &Plan, version: &str, bot: &str) {
+    let root_id = resolve(api, &plan.rooms[0].alias).await.expect("root alias");
+    let (rooms, pages) = walk(api, &root_id).await;
+    assert!(pages > 1, "the walk must page (limit=5)");
+    let by_id: HashMap<&str, &Value> = rooms.iter().map(|r| (r["room_id"].as_str().unwrap(), r)).collect();
+    assert_eq!(by_id.len(), rooms.len(), "a room listed twice in the hierarchy");
+    assert_eq!(rooms.len(), plan.rooms.len(), "hierarchy has {} rooms, plan {}", rooms.len(), plan.rooms.len());
+    let mut ids: HashMap<&str, String> = HashMap::new();
+    for planned in &plan.rooms {
+        let id = resolve(api, &planned.alias).await.unwrap_or_else(|| panic!("{} missing", planned.alias));
+        let r = by_id.get(id.as_str()).unwrap_or_else(|| panic!("{} not in the hierarchy", planned.key));
+        assert_eq!(r["name"], planned.name.as_str(), "{}", planned.key);
+        assert_eq!(r["canonical_alias"], planned.alias.as_str());
+        assert_eq!(r["join_rule"], if planned.public { "public" } else { "invite" }, "{}", planned.key);
+        assert_eq!(r["room_type"].as_str() == Some("m.space"), planned.kind.is_space(), "{}", planned.key);
+        let (_, create) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.create/", enc(&id))).await;
+        assert_eq!(create["room_version"], version);
+        let (_, pl) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", enc(&id))).await;
+        assert_eq!(pl["events"]["im.vector.modular.widgets"], 100, "moderators cannot touch widgets");
+        assert_eq!(pl["events"]["m.room.topic"], 100);
+        assert_eq!(pl["state_default"], 100);
+        // Room version 12: the creator has unlimited power and must not be listed.
+        assert_eq!(pl["users"].get(bot).is_some(), version != "12", "{}: {pl}", planned.key);
+        ids.insert(planned.key.as_str(), id);
+    }
+    // Order and parent links, as the spaces list them.
+    for space in plan.rooms.iter().filter(|r| r.kind.is_space()) {
+        let children = &by_id[ids[space.key.as_str()].as_str()]["children_state"];
+        let listed: HashMap<&str, &str> = children
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["state_key"].as_str().unwrap(), c["content"]["order"].as_str().unwrap_or("")))
+            .collect();
+        let planned: Vec<_> = plan.children(&space.key).collect();
+        assert_eq!(listed.len(), planned.len(), "children of {}", space.key);
+        for child in planned {
+            assert_eq!(listed.get(ids[child.key.as_str()].as_str()), Some(&child.order.as_str()), "{}", child.key);
+            let (status, parent) = api
+                .get(&format!("/_matrix/client/v3/rooms/{}/state/m.space.parent/{}", enc(&ids[child.key.as_str()]), enc(&ids[space.key.as_str()])))
+                .await;
+            assert_eq!(status, 200, "{} has no parent link", child.key);
+            assert_eq!(parent["canonical"], true);
+        }
+    }
+}
+
+async fn build_twice(version: &str) {
+    let conf_id = format!("camp-v{version}");
+    let (user, hs) = bot(&format!("bot-v{version}")).await;
+    let api = Api::new(&synapse().url, &user.token);
+    let plan = plan::plan(&example(), &config(&conf_id, version, ""));
+    let first = build(&hs, &plan, version).await;
+    assert_eq!(first.created, plan.rooms.len());
+    check_against_plan(&api, &plan, version, &user.user_id).await;
+
+    let ids: Vec<String> = rooms_by_locator(&api, &conf_id).await.into_values().flatten().collect();
+    let before = state_ids(&api, &ids).await;
+    let hs2 = Homeserver::connect(&synapse().url, &Credentials::AccessToken(user.token.clone())).await.unwrap();
+    let second = build(&hs2, &plan, version).await;
+    assert_eq!((second.writes, second.state_events, second.rooms_created), (0, 0, 0), "{}", second.summary());
+    assert_eq!(second.unchanged, plan.rooms.len());
+    assert_eq!(state_ids(&api, &ids).await, before, "the rerun changed state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_on_room_version_12_and_rerun_writes_nothing() {
+    build_twice("12").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_on_room_version_11_and_rerun_writes_nothing() {
+    build_twice("11").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_lists_what_would_change_and_writes_nothing() {
+    let (user, hs) = bot("bot-dry").await;
+    let conf = example();
+    let cfg = config("camp-dry", "12", "");
+    let plan = plan::plan(&conf, &cfg);
+    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true }).await;
+    assert_eq!((dry.created, dry.writes), (plan.rooms.len(), 0));
+    build(&hs, &plan, "12").await;
+    // Retitle a talk: the dry run shows exactly the fields that differ.
+    let mut changed = conf.clone();
+    changed.talks.iter_mut().find(|t| t.key == "rust-async").unwrap().title = "Async Rust, tears included".into();
+    let plan2 = plan::plan(&changed, &cfg);
+    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true }).await;
+    let updated: Vec<_> = dry.objects.iter().filter(|o| matches!(o.status, Status::Update { .. })).collect();
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    let Status::Update { changes } = &updated[0].status else { unreachable!() };
+    let types: HashSet<&str> = changes.iter().map(|c| c.event_type.as_str()).collect();
+    assert_eq!(types, HashSet::from(["m.room.name", "m.room.topic"]));
+    assert_eq!(dry.writes, 0);
+    let api = Api::new(&synapse().url, &user.token);
+    let id = resolve(&api, &updated[0].alias).await.unwrap();
+    let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(&id))).await;
+    assert_eq!(name["name"], "Async Rust without tears", "a dry run must not write");
+}
+
+/// A subset of a FOSDEM 2026 snapshot: the tracks of the talks that change between the last two exports.
+fn fosdem_subset(file: &str, tracks: &[&str]) -> Conference {
+    let path = common::root().join("../shared/schedules/fosdem").join(file);
+    let bytes = std::fs::read(path).unwrap();
+    let mut c = schedule::read(file, &bytes, &ReadOptions::default()).unwrap().conference;
+    if tracks.is_empty() {
+        return c;
+    }
+    c.tracks.retain(|t| tracks.contains(&t.key.as_str()));
+    c.talks.retain(|t| t.track.as_deref().is_some_and(|k| tracks.contains(&k)));
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_change_between_fosdem_2026_snapshots() {
+    let (user, hs) = bot("bot-fosdem").await;
+    let api = Api::new(&synapse().url, &user.token);
+    let a_conf = fosdem_subset("fosdem-2026.snapshot-2026-01-30.xml", &[]);
+    // The tracks holding a moved, a retimed, a retitled and a removed talk.
+    let keys = ["3df399d4-f52c-5829-81af-55ae81916987", "2ddceb2a-a68a-581d-9452-b818964e53f2", "0403cd6c-a161-5dbd-9092-bb7ba43c1024", "25c0ccd5-b2a6-551c-98ee-4fca07c078a8"];
+    let tracks: Vec<String> = keys.iter().filter_map(|k| a_conf.talks.iter().find(|t| t.key == *k)?.track.clone()).collect();
+    let tracks: Vec<&str> = tracks.iter().map(String::as_str).collect();
+    assert_eq!(tracks.len(), 4, "{tracks:?}");
+    let a = fosdem_subset("fosdem-2026.snapshot-2026-01-30.xml", &tracks);
+    let b = fosdem_subset("fosdem-2026.snapshot-2026-02-02.xml", &tracks);
+    let cfg = config("fosdem-2026-sub", "12", "");
+    let (plan_a, plan_b) = (plan::plan(&a, &cfg), plan::plan(&b, &cfg));
+    build(&hs, &plan_a, "12").await;
+    let talk_alias = |p: &Plan, key: &str| p.rooms.iter().find(|r| r.key == format!("talk/{key}")).map(|r| r.alias.clone());
+    let mut before: HashMap<&str, String> = HashMap::new();
+    for k in keys {
+        before.insert(k, resolve(&api, &talk_alias(&plan_a, k).unwrap()).await.unwrap());
+    }
+
+    let report = build(&hs, &plan_b, "12").await;
+    assert!(report.updated > 0 && report.cancelled >= 1, "{}", report.summary());
+    check_against_plan(&api, &plan_b, "12", &user.user_id).await;
+    // Moved, retimed and retitled talks keep their room: updated in place.
+    for k in &keys[..3] {
+        assert_eq!(resolve(&api, &talk_alias(&plan_b, k).unwrap()).await.as_ref(), Some(&before[k]), "{k}");
+    }
+    let retitled = &before[keys[2]];
+    let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(retitled))).await;
+    assert_eq!(name["name"], "Self-hosting a student radio station");
+    let moved = &before[keys[0]];
+    let (_, topic) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.topic/", enc(moved))).await;
+    assert!(topic["topic"].as_str().unwrap().contains("UD2.119"), "{topic}");
+    // The removed talk's room is kept, marked and out of the space.
+    let gone = &before[keys[3]];
+    let (status, loc) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/org.stagehand.locator/", enc(gone))).await;
+    assert_eq!((status, &loc["cancelled"]), (200, &Value::Bool(true)));
+    let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(gone))).await;
+    assert!(name["name"].as_str().unwrap().starts_with("Cancelled: "));
+    // And the next run has nothing to do.
+    let again = build(&hs, &plan_b, "12").await;
+    assert_eq!(again.writes, 0, "{}", again.summary());
+}
+
+/// Runs `stagehand apply` as a child process that stops at a test point; SIGKILLs it there.
+fn apply_killed_at(point: &str, config: &std::path::Path, token: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+        .args(["apply", "--config"])
+        .arg(config)
+        .args(["--homeserver", &synapse().url])
+        .env("STAGEHAND_ACCESS_TOKEN", token)
+        .env("STAGEHAND_TEST_PAUSE_AFTER", point)
+        .env("RUST_LOG", "warn")
+        .current_dir(common::root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut reached = false;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if line.starts_with("STAGEHAND_TEST_POINT") {
+            reached = true;
+            break;
+        }
+    }
+    // SIGKILL: no chance to clean up.
+    let _ = Command::new("kill").arg("-9").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    assert!(reached, "the bot never reached {point}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_build_converges_without_duplicates() {
+    let s = synapse();
+    let user = s.register("bot-kill", false);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = common::write(
+        dir.path(),
+        "c.yaml",
+        "conference: {id: camp-kill}\nhomeserver: {server_name: localhost, concurrency: 1}\nschedule: {source: schedules/example.yaml}\n",
+    );
+    // Right after a createRoom (before any state event that follows it), after a state write, after more rooms.
+    for point in ["create:1", "create:4", "state:2", "state:5"] {
+        apply_killed_at(point, &cfg_path, &user.token);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+        .args(["apply", "--json", "--config"])
+        .arg(&cfg_path)
+        .args(["--homeserver", &s.url])
+        .env("STAGEHAND_ACCESS_TOKEN", &user.token)
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let api = Api::new(&s.url, &user.token);
+    let found = rooms_by_locator(&api, "camp-kill").await;
+    let plan = plan::plan(&example(), &Config::from_file(&cfg_path).unwrap().0);
+    assert_eq!(found.len(), plan.rooms.len());
+    for (key, ids) in &found {
+        assert_eq!(ids.len(), 1, "{key} exists {} times", ids.len());
+    }
+    check_against_plan(&api, &plan, "12", &user.user_id).await;
+    let again: Value = {
+        let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+            .args(["apply", "--json", "--config"])
+            .arg(&cfg_path)
+            .args(["--homeserver", &s.url])
+            .env("STAGEHAND_ACCESS_TOKEN", &user.token)
+            .current_dir(common::root())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(again["writes"], 0);
+    assert!(plan.rooms.iter().any(|r| r.kind == ObjectKind::TalkRoom));
+}
