@@ -332,3 +332,26 @@ async fn killed_mid_build_converges_without_duplicates() {
     assert_eq!(again["writes"], 0);
     assert!(plan.rooms.iter().any(|r| r.kind == ObjectKind::TalkRoom));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_login_keeps_its_session_and_reuses_the_device() {
+    let s = synapse();
+    s.register("bot-pw", false);
+    let dir = tempfile::tempdir().unwrap();
+    let session_file = dir.path().join("session.json");
+    let creds = Credentials::Password { user: "bot-pw".into(), password: "pw-bot-pw".into(), session_file: session_file.clone() };
+    let first = Homeserver::connect(&s.url, &creds).await.unwrap();
+    assert_eq!(first.user_id, "@bot-pw:localhost");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&session_file).unwrap()).unwrap();
+    let device = saved["device_id"].as_str().unwrap().to_string();
+    // A restart: same session file, no new login, the same device.
+    let _second = Homeserver::connect(&s.url, &creds).await.unwrap();
+    let api = Api::new(&s.url, saved["access_token"].as_str().unwrap());
+    let (_, devices) = api.get("/_matrix/client/v3/devices").await;
+    let ids: Vec<&str> = devices["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&device.as_str()), "{ids:?}");
+    let (_, who) = api.get("/_matrix/client/v3/account/whoami").await;
+    assert_eq!(who["device_id"], device.as_str());
+    // Only the test harness's registration login and ours: the restart did not log in again.
+    assert!(ids.len() <= 2, "{ids:?}");
+}

@@ -1,0 +1,97 @@
+//! Synapse with its default rate limits: a plain user's build waits out the 429s (visibly, in the log) and still
+//! completes; the same build as an application service with `rate_limited: false` never waits.
+
+mod common;
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{Api, Synapse, enc};
+use serde_json::Value;
+
+struct Env {
+    synapse: Synapse,
+    registration: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn env() -> &'static Env {
+    static E: OnceLock<Env> = OnceLock::new();
+    E.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = common::write(dir.path(), "as.yaml", "conference: {id: camp-as}\nhomeserver: {server_name: localhost}\n");
+        let out = Command::new(env!("CARGO_BIN_EXE_stagehand")).args(["appservice-registration", "--config"]).arg(&cfg).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let registration = String::from_utf8(out.stdout).unwrap();
+        let reg_path = common::write(dir.path(), "registration.yaml", &registration);
+        let synapse = Synapse::start("default", &[("stagehand", registration)]);
+        Env { synapse, registration: reg_path, _dir: dir }
+    })
+}
+
+fn apply(config: &std::path::Path, token: Option<&str>) -> (Value, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+    cmd.args(["apply", "--json", "--config"]).arg(config).args(["--homeserver", &env().synapse.url]);
+    cmd.current_dir(common::root()).env_remove("STAGEHAND_ACCESS_TOKEN").env("RUST_LOG", "stagehand=info");
+    if let Some(t) = token {
+        cmd.env("STAGEHAND_ACCESS_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_rate_limits_slow_the_build_but_it_completes() {
+    let e = env();
+    let user = e.synapse.register("ratelimited-bot", false);
+    let dir = tempfile::tempdir().unwrap();
+    // 11 rooms: one more than rc_room_creation's burst of 10, and more state events than rc_message's burst.
+    let cfg = common::write(
+        dir.path(),
+        "c.yaml",
+        "conference: {id: camp-rl}\nhomeserver: {server_name: localhost, concurrency: 2}\n\
+         schedule: {source: schedules/example.yaml}\nrooms:\n  talk_rooms: false\n  support: [{key: info, name: Info desk, public: true}]\n",
+    );
+    let (report, log) = apply(&cfg, Some(&user.token));
+    assert_eq!(report["created"], 11, "{report}");
+    assert_eq!(report["failed"], 0);
+    assert!(report["rate_limited"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["rate_limited_seconds"].as_f64().unwrap() > 10.0, "{report}");
+    assert!(log.contains("rate limited by the homeserver; waiting"), "the waits must show in the log: {log}");
+    // Still converged: a rerun writes nothing.
+    let (again, _) = apply(&cfg, Some(&user.token));
+    assert_eq!(again["writes"], 0, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appservice_builds_without_rate_limits() {
+    let e = env();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write(
+        dir.path(),
+        "c.yaml",
+        &format!(
+            "conference: {{id: camp-as}}\nhomeserver: {{server_name: localhost, appservice_registration: {:?}}}\n\
+             schedule: {{source: schedules/example.yaml}}\n",
+            e.registration.display()
+        ),
+    );
+    let (report, _) = apply(&cfg, None);
+    assert_eq!(report["created"], 18, "{report}");
+    assert_eq!(report["rate_limited"], 0, "an appservice with rate_limited: false is never limited: {report}");
+    // The rooms belong to the appservice's bot user.
+    let as_token = std::fs::read_to_string(&e.registration)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("as_token: ").map(str::to_string))
+        .unwrap();
+    let api = Api::new(&e.synapse.url, &as_token);
+    let (_, who) = api.get("/_matrix/client/v3/account/whoami").await;
+    assert_eq!(who["user_id"], "@stagehand:localhost");
+    let (status, body) = api.get(&format!("/_matrix/client/v3/directory/room/{}", enc("#camp-as:localhost"))).await;
+    assert_eq!(status, 200, "{body}");
+    let (again, _) = apply(&cfg, None);
+    assert_eq!(again["writes"], 0, "{again}");
+}
