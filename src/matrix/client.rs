@@ -130,6 +130,8 @@ pub struct Counters {
     pub writes: AtomicU64,
     pub rooms_created: AtomicU64,
     pub state_events: AtomicU64,
+    /// State events sent inside createRoom (initial state, power levels).
+    pub initial_state_events: AtomicU64,
     pub rate_limited: AtomicU64,
     pub rate_limited_ms: AtomicU64,
     pub retries: AtomicU64,
@@ -301,6 +303,7 @@ impl Homeserver {
         let what = format!("create #{alias_localpart}");
         let resp = self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
         self.counters.rooms_created.fetch_add(1, Ordering::Relaxed);
+        self.counters.initial_state_events.fetch_add(initial_state.len() as u64 + 1, Ordering::Relaxed);
         self.test_point("create").await;
         Ok(resp.room_id.to_string())
     }

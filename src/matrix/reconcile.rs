@@ -77,6 +77,8 @@ pub struct Report {
     pub writes: u64,
     pub state_events: u64,
     pub rooms_created: u64,
+    /// State events written inside createRoom (initial state and power levels).
+    pub initial_state_events: u64,
     pub rate_limited: u64,
     pub rate_limited_seconds: f64,
     pub seconds: f64,
@@ -175,7 +177,7 @@ impl Progress {
 pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let started = Instant::now();
     let c = &hs.counters;
-    let base = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms].map(Counters::get);
+    let base = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms, &c.initial_state_events].map(Counters::get);
     let conference = plan.conference.clone();
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut progress = Progress::new(plan.rooms.len() as u64 * 2);
@@ -266,7 +268,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let mut objects: Vec<ObjectReport> =
         plan.rooms.iter().filter_map(|r| reports.remove(&r.key)).chain(cancelled.into_iter().flatten()).collect();
     objects.sort_by(|a, b| a.key.cmp(&b.key));
-    let now = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms].map(Counters::get);
+    let now = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms, &c.initial_state_events].map(Counters::get);
     let delta = |i: usize| now[i] - base[i];
     let count = |f: fn(&Status) -> bool| objects.iter().filter(|o| f(&o.status)).count();
     Report {
@@ -282,6 +284,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         rooms_created: delta(3),
         rate_limited: delta(4),
         rate_limited_seconds: delta(5) as f64 / 1000.0,
+        initial_state_events: delta(6),
         seconds: started.elapsed().as_secs_f64(),
     }
 }
