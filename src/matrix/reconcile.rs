@@ -334,7 +334,7 @@ async fn ensure(
         Ok(None) => {
             match hs.create_room(&alias_local, &opts.room_version, room.kind.is_space(), room.public, &items, &pl).await {
                 Ok(room_id) => {
-                    tracing::info!(room = %room.key, room_id = %room_id, "created");
+                    tracing::debug!(room = %room.key, room_id = %room_id, "created");
                     let mut state: StateMap = items.iter().map(|i| ((i.event_type.clone(), i.state_key.clone()), i.content.clone())).collect();
                     state.insert(("m.room.power_levels".into(), String::new()), pl);
                     return (report(Some(room_id), Status::Create), Some(state));
