@@ -9,7 +9,7 @@
 #   REV=<git rev>            fuzz that commit (exported to fuzz/target/rev-<sha>/) instead of the working tree,
 #                            e.g. REV=HEAD while src/ is mid-edit; corpora, artifacts and logs stay in fuzz/
 #   MAX_LEN=<bytes>          largest input libFuzzer generates (default 1048576)
-#   SHARED=<dir>             where the shared sample schedules live (default /work/shared/schedules)
+#   SHARED=<dir>             where the shared sample schedules live (default ../shared/schedules beside the repository)
 #
 # Stable Rust works: cargo fuzz needs nightly flags, so RUSTC_BOOTSTRAP=1 is set here. One target runs at a time,
 # in one process on one core (no -jobs or -fork), so the machine stays usable. Corpora (fuzz/corpus), artifacts
@@ -24,7 +24,7 @@ targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=(fuzz_xml fuzz_json fuzz_yaml fuzz_people fuzz_config)
 sanitizer=${SANITIZER:-address}
 max_len=${MAX_LEN:-1048576}
-shared=${SHARED:-/work/shared/schedules}
+shared=${SHARED:-$repo/../shared/schedules}
 seed_max=65536 # larger sample files make slow seeds; the big FOSDEM files are left out
 export RUSTC_BOOTSTRAP=1
 
