@@ -175,6 +175,24 @@ async fn load_with_config(input: &Input) -> anyhow::Result<(Parsed, Config)> {
     Ok((parsed, config))
 }
 
+/// `plan --homeserver` (dry run) and `apply`: load, plan, reconcile, report.
+async fn build(input: &Input, url: &str, json: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let (parsed, config) = load_with_config(input).await?;
+    if !dry_run && parsed.errors().count() > 0 {
+        bail!("the schedule has errors (see above); fix them before building");
+    }
+    let url = homeserver_url(url, &config)?;
+    let p = plan::plan(&parsed.conference, &config);
+    let hs = connect(&url, &config).await?;
+    let report = reconcile(&hs, &p, &options(&config, dry_run)).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, dry_run);
+    }
+    Ok(if report.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
 fn homeserver_url(given: &str, config: &Config) -> anyhow::Result<String> {
     if !given.is_empty() {
         return Ok(given.to_string());
@@ -280,35 +298,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Plan { input, homeserver: Some(url), json } => {
-            let (parsed, config) = load_with_config(&input).await?;
-            let url = homeserver_url(&url, &config)?;
-            let p = plan::plan(&parsed.conference, &config);
-            let hs = connect(&url, &config).await?;
-            let report = reconcile(&hs, &p, &options(&config, true)).await;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print_report(&report, true);
-            }
-            Ok(if report.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
-        }
-        Command::Apply { input, homeserver, json } => {
-            let (parsed, config) = load_with_config(&input).await?;
-            if parsed.errors().count() > 0 {
-                bail!("the schedule has errors (see above); fix them before building");
-            }
-            let url = homeserver_url(homeserver.as_deref().unwrap_or(""), &config)?;
-            let p = plan::plan(&parsed.conference, &config);
-            let hs = connect(&url, &config).await?;
-            let report = reconcile(&hs, &p, &options(&config, false)).await;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print_report(&report, false);
-            }
-            Ok(if report.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
-        }
+        Command::Plan { input, homeserver: Some(url), json } => build(&input, &url, json, true).await,
+        Command::Apply { input, homeserver, json } => build(&input, homeserver.as_deref().unwrap_or(""), json, false).await,
         Command::AppserviceRegistration { config } => {
             let config = load_config(Some(&config))?.context("no config")?;
             let localpart = config.homeserver.bot_localpart.clone().unwrap_or_else(|| "stagehand".into());
