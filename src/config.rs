@@ -32,6 +32,30 @@ pub struct Config {
     pub naming: Naming,
     #[serde(default)]
     pub rooms: RoomKinds,
+    #[serde(default)]
+    pub people: PeopleConfig,
+}
+
+/// Invites and power by role.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeopleConfig {
+    /// Power of a speaker in their own talk room (50: moderator).
+    pub speaker_power: i64,
+    /// Power of a host where they host.
+    pub host_power: i64,
+    /// Power of a track's coordinators in its backstage and talk rooms.
+    pub coordinator_power: i64,
+    /// Kick people who joined a room the schedule no longer puts them in (default: only lower their power).
+    pub kick_removed: bool,
+    /// Key of the support room every speaker is invited to (`rooms.support`), if any.
+    pub lounge: Option<String>,
+}
+
+impl Default for PeopleConfig {
+    fn default() -> Self {
+        PeopleConfig { speaker_power: 50, host_power: 50, coordinator_power: 50, kick_removed: false, lounge: Some("speakers".into()) }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -395,6 +419,15 @@ impl Config {
                     "schedule.headers.{name} holds a literal secret; write \"Token ${{PRETALX_TOKEN}}\" and set the \
                      variable in the environment instead"
                 ));
+            }
+        }
+        for (field, p) in [
+            ("speaker_power", config.people.speaker_power),
+            ("host_power", config.people.host_power),
+            ("coordinator_power", config.people.coordinator_power),
+        ] {
+            if !(0..100).contains(&p) {
+                return Err(invalid(format!("people.{field} must be between 0 and 99 (100 is the bot's)")));
             }
         }
         let mut seen = std::collections::HashSet::new();

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stagehand::config::Config;
 use stagehand::load::{LoadRequest, load};
+use stagehand::matrix::attendance;
 use stagehand::matrix::client::{Credentials, Homeserver};
 use stagehand::matrix::reconcile::{Options, Report, Status, reconcile};
 use stagehand::plan;
@@ -50,6 +51,16 @@ enum Command {
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Who joined their talk rooms and backstages, who is invited, who cannot be reached: per talk and per track.
+    Attendance {
+        #[command(flatten)]
+        input: Input,
+        #[arg(long)]
+        homeserver: Option<String>,
+        /// One CSV row per person and room on stdout.
+        #[arg(long)]
+        csv: bool,
     },
     /// Print an application service registration (with fresh tokens) for the config's homeserver.
     AppserviceRegistration {
@@ -213,7 +224,12 @@ async fn connect(url: &str, config: &Config) -> anyhow::Result<Homeserver> {
 }
 
 fn options(config: &Config, dry_run: bool) -> Options {
-    Options { room_version: config.homeserver.room_version.clone(), concurrency: config.homeserver.concurrency, dry_run }
+    Options {
+        room_version: config.homeserver.room_version.clone(),
+        concurrency: config.homeserver.concurrency,
+        dry_run,
+        kick_removed: config.people.kick_removed,
+    }
 }
 
 fn print_report(report: &Report, dry_run: bool) {
@@ -233,6 +249,10 @@ fn print_report(report: &Report, dry_run: bool) {
             Status::Foreign { reason } => println!("{:<10} {} {reason}", "foreign", o.key),
             Status::Failed { error } => println!("{:<10} {} {error}", "FAILED", o.key),
         }
+    }
+    for m in &report.memberships {
+        let action = if dry_run && m.action != "declined" { format!("{} (dry run)", m.action) } else { m.action.clone() };
+        println!("{action:<10} {} {}{}", m.user_id, m.room, m.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
     }
     println!("{}{}", if dry_run { "dry run: " } else { "" }, report.summary());
 }
@@ -300,6 +320,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plan { input, homeserver: Some(url), json } => build(&input, &url, json, true).await,
         Command::Apply { input, homeserver, json } => build(&input, homeserver.as_deref().unwrap_or(""), json, false).await,
+        Command::Attendance { input, homeserver, csv } => {
+            let (parsed, config) = load_with_config(&input).await?;
+            let url = homeserver_url(homeserver.as_deref().unwrap_or(""), &config)?;
+            let p = plan::plan(&parsed.conference, &config);
+            let hs = connect(&url, &config).await?;
+            let membership = attendance::read(&hs, &p).await?;
+            let rows = attendance::rows(&p, &membership);
+            if csv {
+                print!("{}", attendance::csv(&rows)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for (room, joined, total, pct) in attendance::summarise(&rows, |r| r.room.as_str()) {
+                let missing: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r.room == room && r.presence != attendance::Presence::Joined)
+                    .map(|r| format!("{} ({:?})", r.name, r.presence).to_lowercase())
+                    .collect();
+                println!("{room:<50} {joined}/{total} joined ({pct:.0}%){}", if missing.is_empty() { String::new() } else { format!(": missing {}", missing.join(", ")) });
+            }
+            for (track, joined, total, pct) in attendance::summarise(&rows, |r| r.track.as_str()) {
+                println!("track {track:<44} {joined}/{total} joined ({pct:.0}%)");
+            }
+            let all = attendance::summarise(&rows, |_| "all");
+            if let Some((_, j, t, pct)) = all.first() {
+                println!("all: {j}/{t} joined ({pct:.0}%)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::AppserviceRegistration { config } => {
             let config = load_config(Some(&config))?.context("no config")?;
             let localpart = config.homeserver.bot_localpart.clone().unwrap_or_else(|| "stagehand".into());

@@ -36,7 +36,7 @@ async fn bot(name: &str) -> (User, Homeserver) {
 }
 
 async fn build(hs: &Homeserver, plan: &Plan, version: &str) -> Report {
-    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false }).await;
+    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false, kick_removed: false }).await;
     let failed: Vec<_> = report.objects.iter().filter(|o| matches!(o.status, Status::Failed { .. } | Status::Foreign { .. })).collect();
     assert!(failed.is_empty(), "{failed:?}");
     report
@@ -180,14 +180,14 @@ async fn dry_run_lists_what_would_change_and_writes_nothing() {
     let conf = example();
     let cfg = config("camp-dry", "12", "");
     let plan = plan::plan(&conf, &cfg);
-    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true }).await;
+    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false }).await;
     assert_eq!((dry.created, dry.writes), (plan.rooms.len(), 0));
     build(&hs, &plan, "12").await;
     // Retitle a talk: the dry run shows exactly the fields that differ.
     let mut changed = conf.clone();
     changed.talks.iter_mut().find(|t| t.key == "rust-async").unwrap().title = "Async Rust, tears included".into();
     let plan2 = plan::plan(&changed, &cfg);
-    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true }).await;
+    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false }).await;
     let updated: Vec<_> = dry.objects.iter().filter(|o| matches!(o.status, Status::Update { .. })).collect();
     assert_eq!(updated.len(), 1, "{updated:?}");
     let Status::Update { changes } = &updated[0].status else { unreachable!() };

@@ -130,6 +130,7 @@ pub struct Counters {
     pub writes: AtomicU64,
     pub rooms_created: AtomicU64,
     pub state_events: AtomicU64,
+    pub invites: AtomicU64,
     /// State events sent inside createRoom (initial state, power levels).
     pub initial_state_events: AtomicU64,
     pub rate_limited: AtomicU64,
@@ -321,6 +322,31 @@ impl Homeserver {
         Ok(())
     }
 
+    /// Invites a user.
+    pub async fn invite(&self, room_id: &str, user_id: &str) -> Result<(), MatrixError> {
+        use matrix_sdk::ruma::api::client::membership::invite_user::v3 as invite;
+        let id = room_id_of(room_id)?;
+        let user = OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))?;
+        let request = invite::Request::new(id, invite::InvitationRecipient::UserId(invite::InviteUserId::new(user)));
+        let what = format!("invite {user_id} to {room_id}");
+        self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        self.counters.invites.fetch_add(1, Ordering::Relaxed);
+        self.test_point("invite").await;
+        Ok(())
+    }
+
+    /// Withdraws an invite or removes a member.
+    pub async fn kick(&self, room_id: &str, user_id: &str, reason: &str) -> Result<(), MatrixError> {
+        use matrix_sdk::ruma::api::client::membership::kick_user::v3 as kick;
+        let id = room_id_of(room_id)?;
+        let user = OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))?;
+        let mut request = kick::Request::new(id, user);
+        request.reason = Some(reason.to_string());
+        let what = format!("remove {user_id} from {room_id}");
+        self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        Ok(())
+    }
+
     /// Test hook: `STAGEHAND_TEST_PAUSE_AFTER=create:N` (or `state:N`) stops here after the Nth such write, says so
     /// on stderr and waits to be killed. Lets tests SIGKILL the bot at an exact point.
     async fn test_point(&self, what: &str) {
@@ -330,6 +356,7 @@ impl Homeserver {
         }
         let count = match what {
             "create" => Counters::get(&self.counters.rooms_created),
+            "invite" => Counters::get(&self.counters.invites),
             _ => Counters::get(&self.counters.state_events),
         };
         if count == *n {

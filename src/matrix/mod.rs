@@ -1,5 +1,6 @@
 //! The homeserver side: the only code that talks to Matrix. Locates existing objects, compares them with the
 //! plan, applies the differences, and handles rate limits and errors.
 
+pub mod attendance;
 pub mod client;
 pub mod reconcile;

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::client::{Counters, Homeserver, MatrixError};
-use crate::plan::state::{self, LOCATOR, StateItem};
+use crate::plan::state::{self, LOCATOR, MANAGED, StateItem};
 use crate::plan::{Plan, PlannedRoom};
 
 type StateMap = HashMap<(String, String), Value>;
@@ -32,6 +32,8 @@ pub struct Options {
     pub concurrency: usize,
     /// Compare only; write nothing.
     pub dry_run: bool,
+    /// Kick joined members the schedule no longer puts in a room (otherwise only their power is lowered).
+    pub kick_removed: bool,
 }
 
 /// A change to one state event.
@@ -65,8 +67,22 @@ pub struct ObjectReport {
     pub status: Status,
 }
 
+/// What happened (or, in a dry run, would happen) to one person in one room.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MemberAction {
+    pub room: String,
+    pub user_id: String,
+    /// `invite`, `revoke` (an invite withdrawn), `remove` (a member kicked, only with people.kick_removed),
+    /// `declined` (left or refused an invite: not invited again), `failed`.
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
+    pub invites: u64,
+    pub memberships: Vec<MemberAction>,
     pub objects: Vec<ObjectReport>,
     pub created: usize,
     pub updated: usize,
@@ -87,7 +103,7 @@ pub struct Report {
 impl Report {
     pub fn summary(&self) -> String {
         format!(
-            "{} created, {} updated, {} unchanged, {} cancelled, {} failed; {} rooms and {} state events written, {} reads, {} rate-limit waits ({:.1} s), {:.1} s",
+            "{} created, {} updated, {} unchanged, {} cancelled, {} failed; {} rooms and {} state events written, {} invites, {} membership failures, {} reads, {} rate-limit waits ({:.1} s), {:.1} s",
             self.created,
             self.updated,
             self.unchanged,
@@ -95,12 +111,26 @@ impl Report {
             self.failed,
             self.rooms_created,
             self.state_events,
+            self.invites,
+            self.memberships.iter().filter(|m| m.action == "failed").count(),
             self.reads,
             self.rate_limited,
             self.rate_limited_seconds,
             self.seconds
         )
     }
+}
+
+/// Key under which the state map keeps the managed list as it was before this run (never sent).
+const PREVIOUS: &str = "stagehand.previous-managed";
+
+/// The users a room's managed list names.
+fn managed(state: &StateMap) -> Vec<String> {
+    state
+        .get(&(MANAGED.to_string(), String::new()))
+        .and_then(|m| m["users"].as_array())
+        .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 struct Located {
@@ -114,7 +144,7 @@ fn to_map(state: Vec<(String, String, Value)>) -> StateMap {
 
 /// Exact comparison for relations and the locator; subset comparison for the rest.
 fn satisfied(item: &StateItem, current: Option<&Value>) -> bool {
-    if matches!(item.event_type.as_str(), LOCATOR | "m.space.child" | "m.space.parent") {
+    if matches!(item.event_type.as_str(), LOCATOR | MANAGED | "m.space.child" | "m.space.parent") {
         return current.map_or(item.content.as_object().is_some_and(|o| o.is_empty()), |c| *c == item.content);
     }
     state::satisfies(&item.content, current)
@@ -177,7 +207,7 @@ impl Progress {
 pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let started = Instant::now();
     let c = &hs.counters;
-    let base = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms, &c.initial_state_events].map(Counters::get);
+    let base = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms, &c.initial_state_events, &c.invites].map(Counters::get);
     let conference = plan.conference.clone();
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut progress = Progress::new(plan.rooms.len() as u64 * 2);
@@ -263,15 +293,18 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     for room_id in dropped {
         cancelled.push(retire(hs, &conference, plan, &room_id, opts.dry_run).await);
     }
+    let memberships = memberships(hs, plan, &ids, &states, opts, &sem).await;
     progress.finish();
 
     let mut objects: Vec<ObjectReport> =
         plan.rooms.iter().filter_map(|r| reports.remove(&r.key)).chain(cancelled.into_iter().flatten()).collect();
     objects.sort_by(|a, b| a.key.cmp(&b.key));
-    let now = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms, &c.initial_state_events].map(Counters::get);
+    let now = [&c.reads, &c.writes, &c.state_events, &c.rooms_created, &c.rate_limited, &c.rate_limited_ms, &c.initial_state_events, &c.invites].map(Counters::get);
     let delta = |i: usize| now[i] - base[i];
     let count = |f: fn(&Status) -> bool| objects.iter().filter(|o| f(&o.status)).count();
     Report {
+        invites: delta(7),
+        memberships,
         created: count(|s| matches!(s, Status::Create)),
         updated: count(|s| matches!(s, Status::Update { .. })),
         unchanged: count(|s| matches!(s, Status::Unchanged)),
@@ -350,6 +383,9 @@ async fn ensure(
         }
     };
     let Located { room_id, mut state } = located;
+    // Remember whom we managed before this run, for the membership phase.
+    let previous = managed(&state);
+    state.insert((PREVIOUS.into(), String::new()), json!({ "users": previous }));
     let mut changes: Vec<(StateItem, Option<Value>)> = Vec::new();
     for item in items {
         let cur = state.get(&(item.event_type.clone(), item.state_key.clone()));
@@ -359,8 +395,19 @@ async fn ensure(
     }
     let pl_key = ("m.room.power_levels".to_string(), String::new());
     let cur_pl = state.get(&pl_key);
-    if !state::satisfies(&pl, cur_pl) {
-        let content = state::content_to_send("m.room.power_levels", &pl, cur_pl);
+    // People Stagehand empowered earlier whom the plan no longer names lose their power.
+    let stale: Vec<String> = managed(&state)
+        .into_iter()
+        .filter(|u| !state::member_ids(room).contains(u) && *u != hs.user_id)
+        .filter(|u| cur_pl.and_then(|p| p["users"].get(u)).is_some())
+        .collect();
+    if !state::satisfies(&pl, cur_pl) || !stale.is_empty() {
+        let mut content = state::content_to_send("m.room.power_levels", &pl, cur_pl);
+        if let Some(users) = content.get_mut("users").and_then(Value::as_object_mut) {
+            for u in &stale {
+                users.remove(u);
+            }
+        }
         changes.push((StateItem::new("m.room.power_levels", "", content), cur_pl.cloned()));
     }
     // A parent the plan no longer names (the talk moved to another space).
@@ -456,4 +503,93 @@ async fn retire(hs: &Homeserver, conference: &str, plan: &Plan, room_id: &str, d
     tracing::info!(room = %key, room_id, "talk no longer in the schedule: kept, marked cancelled, taken out of its space");
     let alias = state.get(&("m.room.canonical_alias".into(), String::new())).and_then(|a| a["alias"].as_str()).unwrap_or_default().to_string();
     Some(ObjectReport { key, alias, room_id: Some(room_id.to_string()), status })
+}
+
+fn membership_of<'a>(state: &'a StateMap, user: &str) -> Option<&'a str> {
+    state.get(&("m.room.member".to_string(), user.to_string())).and_then(|m| m["membership"].as_str())
+}
+
+/// Invites the planned members who are not in (or invited to) their rooms, and withdraws what the schedule no
+/// longer wants. Restart-safe: an invite already sent shows in the room's state, and is not sent again.
+async fn memberships(
+    hs: &Homeserver,
+    plan: &Plan,
+    ids: &HashMap<String, String>,
+    states: &HashMap<String, StateMap>,
+    opts: &Options,
+    sem: &Arc<Semaphore>,
+) -> Vec<MemberAction> {
+    let mut work: Vec<(String, String, String, &'static str)> = Vec::new();
+    let mut actions = Vec::new();
+    for room in &plan.rooms {
+        let (Some(room_id), Some(state)) = (ids.get(&room.key), states.get(&room.key)) else { continue };
+        let previous: Vec<String> = state
+            .get(&(PREVIOUS.to_string(), String::new()))
+            .and_then(|m| m["users"].as_array())
+            .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let desired = state::member_ids(room);
+        for uid in &desired {
+            match membership_of(state, uid) {
+                Some("join" | "invite" | "ban") => {}
+                // They left or refused after our invite: their choice stands.
+                Some("leave") if previous.contains(uid) => actions.push(MemberAction {
+                    room: room.key.clone(),
+                    user_id: uid.clone(),
+                    action: "declined".into(),
+                    error: None,
+                }),
+                _ => work.push((room.key.clone(), room_id.clone(), uid.clone(), "invite")),
+            }
+        }
+        for uid in previous.iter().filter(|u| !desired.contains(u) && **u != hs.user_id) {
+            match membership_of(state, uid) {
+                Some("invite") => work.push((room.key.clone(), room_id.clone(), uid.clone(), "revoke")),
+                Some("join") if opts.kick_removed => work.push((room.key.clone(), room_id.clone(), uid.clone(), "remove")),
+                _ => {}
+            }
+        }
+    }
+    // Spread invites across receivers: Synapse limits invites per receiver, so one person's many rooms go last.
+    let mut per_user: HashMap<String, usize> = HashMap::new();
+    let mut keyed: Vec<(usize, (String, String, String, &'static str))> = work
+        .into_iter()
+        .map(|w| {
+            let n = per_user.entry(w.2.clone()).or_default();
+            *n += 1;
+            (*n, w)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    if opts.dry_run {
+        actions.extend(keyed.into_iter().map(|(_, (room, _, user_id, action))| MemberAction { room, user_id, action: action.into(), error: None }));
+        return actions;
+    }
+    let mut set = JoinSet::new();
+    for (_, (room, room_id, user_id, action)) in keyed {
+        let (hs, sem) = (hs.clone(), sem.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let result = match action {
+                "invite" => hs.invite(&room_id, &user_id).await,
+                "revoke" => hs.kick(&room_id, &user_id, "The schedule no longer lists you for this room").await,
+                _ => hs.kick(&room_id, &user_id, "The schedule no longer lists you for this room").await,
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(room = %room, user = %user_id, action, "membership");
+                    MemberAction { room, user_id, action: action.into(), error: None }
+                }
+                Err(e) => {
+                    tracing::warn!(room = %room, user = %user_id, action, error = %e, "membership failed");
+                    MemberAction { room, user_id, action: "failed".into(), error: Some(e.to_string()) }
+                }
+            }
+        });
+    }
+    while let Some(Ok(a)) = set.join_next().await {
+        actions.push(a);
+    }
+    actions.sort_by(|a, b| (&a.room, &a.user_id).cmp(&(&b.room, &b.user_id)));
+    actions
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+pub mod members;
 pub mod state;
 mod topics;
 
@@ -63,6 +64,8 @@ pub struct PlannedRoom {
     pub topic: String,
     /// Public (anyone may join, world-readable) or invite-only.
     pub public: bool,
+    /// Who is invited, with what power.
+    pub members: Vec<members::PlannedMember>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +149,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
             talk: None,
             topic: String::new(),
             public: false,
+            members: Vec::new(),
         },
     );
 
@@ -184,6 +188,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                     talk: None,
                     topic: String::new(),
                     public: false,
+                    members: Vec::new(),
                 },
             );
             space_key
@@ -222,6 +227,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                         talk: None,
                         topic: String::new(),
                         public: false,
+                        members: Vec::new(),
                     },
                 );
             }
@@ -241,6 +247,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                         talk: None,
                         topic: String::new(),
                         public: false,
+                        members: Vec::new(),
                     },
                 );
             }
@@ -272,6 +279,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                             talk: Some(t.key.clone()),
                             topic: String::new(),
                             public: false,
+                            members: Vec::new(),
                         },
                     );
                 }
@@ -296,6 +304,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
                 talk: None,
                 topic: String::new(),
                 public: false,
+                members: Vec::new(),
             },
         );
     }
@@ -312,6 +321,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
             ObjectKind::Support => kinds.support.iter().any(|s| room.key == format!("support/{}", s.key) && s.public),
         };
         room.topic = topics::topic(room, conf, config, &track_aliases);
+        room.members = members::members(room, conf, config);
     }
 
     let untracked = conf.talks.iter().filter(|t| t.track.is_none()).count();

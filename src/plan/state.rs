@@ -49,6 +49,9 @@ pub fn room_state(conference: &str, room: &PlannedRoom) -> Vec<StateItem> {
     if room.public {
         items.push(StateItem::new("m.room.guest_access", "", json!({"guest_access": "can_join"})));
     }
+    if matches!(room.kind, ObjectKind::TalkRoom | ObjectKind::Backstage | ObjectKind::Support) {
+        items.push(StateItem::new(MANAGED, "", json!({ "users": member_ids(room) })));
+    }
     items
 }
 
@@ -70,6 +73,7 @@ pub fn power_levels(room: &PlannedRoom, room_version: &str, bot: &str) -> Value 
         "im.vector.modular.widgets",
         "io.element.widgets.layout",
         LOCATOR,
+        MANAGED,
     ];
     let mut events = Map::new();
     for e in admin_only {
@@ -87,12 +91,35 @@ pub fn power_levels(room: &PlannedRoom, room_version: &str, bot: &str) -> Value 
         "invite": if room.public { 0 } else { 50 },
         "events": events,
     });
-    if !creators_are_privileged(room_version)
+    let mut users = Map::new();
+    for m in &room.members {
+        for uid in &m.user_ids {
+            if m.power > 0 && uid != bot {
+                users.insert(uid.clone(), json!(m.power));
+            }
+        }
+    }
+    if !creators_are_privileged(room_version) {
+        users.insert(bot.to_string(), json!(100));
+    }
+    if !users.is_empty()
         && let Some(obj) = pl.as_object_mut()
     {
-        obj.insert("users".into(), json!({ bot: 100 }));
+        obj.insert("users".into(), Value::Object(users));
     }
     pl
+}
+
+/// State type recording whom Stagehand invited and empowered in a room, so that people the schedule drops can be
+/// found again (and nobody else is ever touched).
+pub const MANAGED: &str = "org.stagehand.managed";
+
+/// The planned members' Matrix IDs, sorted.
+pub fn member_ids(room: &PlannedRoom) -> Vec<String> {
+    let mut ids: Vec<String> = room.members.iter().flat_map(|m| m.user_ids.iter().cloned()).collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// `m.space.parent` in a child, pointing at its space.

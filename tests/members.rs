@@ -1,0 +1,252 @@
+//! Speakers, hosts and coordinators against a real Synapse: one invite per person and room, power by role, nothing
+//! sent on a rerun, people added and removed by a new schedule, a person with two Matrix IDs, a person known only by
+//! e-mail, a bot killed mid-invite, and the attendance report against the server's member lists.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+
+use common::{Api, User, enc, synapse};
+use serde_json::Value;
+
+/// The cast of one test: users registered with a prefix so tests do not meet.
+struct Cast {
+    prefix: String,
+    users: HashMap<&'static str, User>,
+    dir: tempfile::TempDir,
+}
+
+impl Cast {
+    fn new(prefix: &str, names: &[&'static str]) -> Cast {
+        let s = synapse();
+        let mut users = HashMap::new();
+        for n in names {
+            users.insert(*n, s.register(&format!("{prefix}-{n}"), false));
+        }
+        users.insert("bot", s.register(&format!("{prefix}-bot"), false));
+        Cast { prefix: prefix.to_string(), users, dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn id(&self, n: &str) -> String {
+        self.users[n].user_id.clone()
+    }
+
+    fn api(&self, n: &str) -> Api {
+        Api::new(&synapse().url, &self.users[n].token)
+    }
+
+    /// Writes schedule and config; `talks` is the YAML of the talks list.
+    fn files(&self, talks: &str) -> std::path::PathBuf {
+        let id = |n: &str| self.id(n);
+        let schedule = format!(
+            "conference: {{id: {p}, title: Members test, timezone: Europe/Brussels}}\n\
+             tracks:\n  - {{key: rust, name: Rust, kind: devroom, coordinators: [carol]}}\n\
+             people:\n\
+             \x20 - {{key: alice, name: Alice, matrix: [\"{a1}\", \"{a2}\"]}}\n\
+             \x20 - {{key: bob, name: Bob, matrix: \"{b}\"}}\n\
+             \x20 - {{key: carol, name: Carol, matrix: \"{c}\"}}\n\
+             \x20 - {{key: dave, name: Dave, matrix: \"{d}\"}}\n\
+             \x20 - {{key: erin, name: Erin, email: erin@example.org}}\n\
+             \x20 - {{key: frank, name: Frank, matrix: \"{f}\"}}\n\
+             talks:\n{talks}",
+            p = self.prefix,
+            a1 = id("alice"),
+            a2 = id("alice2"),
+            b = id("bob"),
+            c = id("carol"),
+            d = id("dave"),
+            f = id("frank"),
+        );
+        common::write(self.dir.path(), "schedule.yaml", &schedule);
+        common::write(
+            self.dir.path(),
+            "config.yaml",
+            &format!(
+                "conference: {{id: {p}}}\nhomeserver: {{server_name: localhost}}\nschedule: {{source: {s:?}}}\n",
+                p = self.prefix,
+                s = self.dir.path().join("schedule.yaml")
+            ),
+        )
+    }
+
+    fn stagehand(&self, args: &[&str], config: &std::path::Path) -> std::process::Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .args(["--homeserver", &synapse().url])
+            .env("STAGEHAND_ACCESS_TOKEN", &self.users["bot"].token)
+            .current_dir(common::root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn apply(&self, config: &std::path::Path) -> Value {
+        serde_json::from_slice(&self.stagehand(&["apply", "--json"], config).stdout).unwrap()
+    }
+
+    async fn room(&self, alias_local: &str) -> String {
+        let (status, body) = self.api("bot").get(&format!("/_matrix/client/v3/directory/room/{}", enc(&format!("#{}-{alias_local}:localhost", self.prefix)))).await;
+        assert_eq!(status, 200, "{alias_local}: {body}");
+        body["room_id"].as_str().unwrap().to_string()
+    }
+
+    /// user id -> membership, from the server.
+    async fn members(&self, room_id: &str) -> HashMap<String, String> {
+        let (_, state) = self.api("bot").get(&format!("/_matrix/client/v3/rooms/{}/state", enc(room_id))).await;
+        state
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "m.room.member")
+            .map(|e| (e["state_key"].as_str().unwrap().to_string(), e["content"]["membership"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    async fn power(&self, room_id: &str) -> Value {
+        self.api("bot").get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", enc(room_id))).await.1["users"].clone()
+    }
+
+    async fn join(&self, who: &str, room_id: &str) {
+        let (status, body) = self.api(who).post(&format!("/_matrix/client/v3/rooms/{}/join", enc(room_id)), &serde_json::json!({})).await;
+        assert_eq!(status, 200, "{who} join: {body}");
+    }
+}
+
+const TALKS_V1: &str = concat!(
+    "  - {key: t1, title: One, track: rust, room: H1, start: \"2026-03-14 10:00\", duration: 30, speakers: [alice, bob, erin], hosts: [dave]}\n",
+    "  - {key: t2, title: Two, track: rust, room: H1, start: \"2026-03-14 11:00\", duration: 30, speakers: [bob]}\n",
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_once_with_power_by_role_and_rerun_sends_none() {
+    let cast = Cast::new("mem1", &["alice", "alice2", "bob", "carol", "dave", "frank"]);
+    let cfg = cast.files(TALKS_V1);
+    let report = cast.apply(&cfg);
+    // t1: alice x2, bob, dave, carol = 5; t2: bob, carol = 2; backstage: carol, dave = 2; lounge: alice x2, bob = 3.
+    assert_eq!(report["invites"], 12, "{report}");
+    let t1 = cast.room("talk-t1").await;
+    let t2 = cast.room("talk-t2").await;
+    let backstage = cast.room("rust-backstage").await;
+    let lounge = cast.room("speakers").await;
+    let m1 = cast.members(&t1).await;
+    for who in ["alice", "alice2", "bob", "dave", "carol"] {
+        assert_eq!(m1.get(&cast.id(who)).map(String::as_str), Some("invite"), "{who} in t1: {m1:?}");
+    }
+    assert!(!m1.contains_key(&cast.id("frank")));
+    let m2 = cast.members(&t2).await;
+    assert_eq!(m2.len(), 3, "bot, bob, carol: {m2:?}");
+    let mb = cast.members(&backstage).await;
+    assert!(mb.contains_key(&cast.id("carol")) && mb.contains_key(&cast.id("dave")) && !mb.contains_key(&cast.id("bob")));
+    // Power by role: speakers and hosts moderate their talk room, coordinators everywhere in the track; nobody in the
+    // lounge.
+    let p1 = cast.power(&t1).await;
+    for who in ["alice", "alice2", "bob", "dave", "carol"] {
+        assert_eq!(p1[cast.id(who)], 50, "{who}: {p1}");
+    }
+    assert_eq!(cast.power(&t2).await.get(cast.id("alice")), None);
+    assert!(cast.power(&lounge).await.get(cast.id("bob")).is_none());
+    // Once joined, the power is there.
+    cast.join("alice", &t1).await;
+    cast.join("bob", &t1).await;
+    assert_eq!(cast.members(&t1).await[&cast.id("alice")], "join");
+    // A rerun invites nobody and writes nothing.
+    let again = cast.apply(&cfg);
+    assert_eq!((again["invites"].as_u64(), again["writes"].as_u64()), (Some(0), Some(0)), "{again}");
+
+    // A later schedule: frank joins t1, bob (joined) and dave (invited, never joined) are taken off it.
+    let talks_v2 = TALKS_V1.replace("speakers: [alice, bob, erin], hosts: [dave]", "speakers: [alice, frank, erin]");
+    cast.files(&talks_v2);
+    let v2 = cast.apply(&cfg);
+    let m1 = cast.members(&t1).await;
+    assert_eq!(m1[&cast.id("frank")], "invite", "the new speaker is invited");
+    assert_eq!(m1[&cast.id("dave")], "leave", "the open invite is withdrawn");
+    assert_eq!(m1[&cast.id("bob")], "join", "a member who joined is not kicked unless config says so");
+    let p1 = cast.power(&t1).await;
+    assert!(p1.get(cast.id("bob")).is_none() && p1.get(cast.id("dave")).is_none(), "removed people lose power: {p1}");
+    assert_eq!(p1[cast.id("frank")], 50);
+    // Bob is still a speaker of t2, and dave still hosts nothing: out of the backstage's list too.
+    assert_eq!(cast.power(&t2).await[cast.id("bob")], 50);
+    // Frank: his talk room and the speakers' lounge.
+    assert_eq!(v2["invites"], 2, "{v2}");
+    let again = cast.apply(&cfg);
+    assert_eq!((again["invites"].as_u64(), again["writes"].as_u64()), (Some(0), Some(0)), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attendance_matches_the_server_and_names_who_cannot_be_reached() {
+    let cast = Cast::new("mem2", &["alice", "alice2", "bob", "carol", "dave", "frank"]);
+    let cfg = cast.files(TALKS_V1);
+    cast.apply(&cfg);
+    let t1 = cast.room("talk-t1").await;
+    cast.join("alice2", &t1).await;
+    cast.join("carol", &t1).await;
+    let (status, _) = cast.api("dave").post(&format!("/_matrix/client/v3/rooms/{}/leave", enc(&t1)), &serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    let out = cast.stagehand(&["attendance", "--csv"], &cfg);
+    let mut rdr = csv::Reader::from_reader(out.stdout.as_slice());
+    let rows: Vec<HashMap<String, String>> = rdr.deserialize().map(|r| r.unwrap()).collect();
+    let server = cast.members(&t1).await;
+    let t1_rows: Vec<_> = rows.iter().filter(|r| r["room"] == "talk/t1").collect();
+    assert_eq!(t1_rows.len(), 5, "alice, bob, erin, dave, carol: {t1_rows:?}");
+    for r in &t1_rows {
+        let expected = match r["person"].as_str() {
+            "erin" => "email_only".to_string(),
+            _ => {
+                // The person's best membership on the server.
+                let states: Vec<&str> = r["user_ids"].split(' ').filter_map(|u| server.get(u).map(String::as_str)).collect();
+                if states.contains(&"join") { "joined" } else if states.contains(&"invite") { "invited" } else { "declined" }.to_string()
+            }
+        };
+        assert_eq!(r["presence"], expected, "{r:?}");
+    }
+    let presence: HashMap<&str, &str> = t1_rows.iter().map(|r| (r["person"].as_str(), r["presence"].as_str())).collect();
+    assert_eq!(presence["alice"], "joined", "one of her two IDs joined");
+    assert_eq!(presence["dave"], "declined");
+    assert_eq!(presence["bob"], "invited");
+    // The summary counts the same.
+    let text = String::from_utf8(cast.stagehand(&["attendance"], &cfg).stdout).unwrap();
+    assert!(text.contains("talk/t1") && text.contains("2/5 joined (40%)"), "{text}");
+    // Dave declined: he is not invited again.
+    let again = cast.apply(&cfg);
+    assert_eq!(again["invites"], 0, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_invites_resumes_without_duplicates() {
+    let cast = Cast::new("mem3", &["alice", "alice2", "bob", "carol", "dave", "frank"]);
+    let cfg = cast.files(TALKS_V1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+        .args(["apply", "--config"])
+        .arg(&cfg)
+        .args(["--homeserver", &synapse().url])
+        .env("STAGEHAND_ACCESS_TOKEN", &cast.users["bot"].token)
+        .env("STAGEHAND_TEST_PAUSE_AFTER", "invite:5")
+        .env("RUST_LOG", "warn")
+        .current_dir(common::root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let reached = std::io::BufRead::lines(stderr).map_while(Result::ok).any(|l| l.starts_with("STAGEHAND_TEST_POINT"));
+    let _ = Command::new("kill").arg("-9").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    assert!(reached);
+    // The rest, and only the rest: 12 invites in all, 5 of them before the kill (concurrent sends may have
+    // completed one or two more before the kill landed).
+    let report = cast.apply(&cfg);
+    let sent = report["invites"].as_u64().unwrap();
+    assert!((4..=7).contains(&sent), "{report}");
+    // Every planned person is invited now, each once (membership state holds one invite per user).
+    let t1 = cast.room("talk-t1").await;
+    let m1 = cast.members(&t1).await;
+    for who in ["alice", "alice2", "bob", "dave", "carol"] {
+        assert_eq!(m1.get(&cast.id(who)).map(String::as_str), Some("invite"), "{who}");
+    }
+    let again = cast.apply(&cfg);
+    assert_eq!(again["invites"], 0);
+}
