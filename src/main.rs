@@ -11,6 +11,7 @@ use stagehand::matrix::attendance;
 use stagehand::matrix::client::{Credentials, Homeserver};
 use stagehand::matrix::reconcile::{Options, Report, Status, reconcile};
 use stagehand::plan;
+use stagehand::plan::widgets::WidgetContext;
 use stagehand::schedule::{Format, Parsed, diff};
 
 #[derive(Parser)]
@@ -195,13 +196,56 @@ async fn build(input: &Input, url: &str, json: bool, dry_run: bool) -> anyhow::R
     let url = homeserver_url(url, &config)?;
     let p = plan::plan(&parsed.conference, &config);
     let hs = connect(&url, &config).await?;
-    let report = reconcile(&hs, &p, &options(&config, dry_run)).await;
+    let mut opts = options(&config, dry_run);
+    if config.widgets.enabled {
+        opts.widgets = Some(WidgetContext {
+            conference: config.conference.id.clone(),
+            bot: hs.user_id.clone(),
+            config: config.widgets.clone(),
+            secret: widget_secret(&config)?,
+        });
+    }
+    let report = reconcile(&hs, &p, &opts).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report, dry_run);
     }
     Ok(if report.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The widget secret: STAGEHAND_WIDGET_SECRET, else `widgets.secret_file` (default `.stagehand/widget-secret`),
+/// created with 32 random bytes the first time. Keep it: Jitsi rooms and page tokens derive from it.
+fn widget_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Ok(s) = std::env::var("STAGEHAND_WIDGET_SECRET")
+        && !s.is_empty()
+    {
+        return Ok(s.into_bytes());
+    }
+    let path = config.widgets.secret_file.clone().unwrap_or_else(|| PathBuf::from(".stagehand/widget-secret"));
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(s.trim().as_bytes().to_vec());
+    }
+    use rand::Rng;
+    let secret: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(48).map(char::from).collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = match options.open(&path) {
+        Ok(f) => f,
+        // Another run created it a moment ago: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Ok(std::fs::read_to_string(&path)?.trim().as_bytes().to_vec());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot create the widget secret {}", path.display())),
+    };
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    eprintln!("created the widget secret {} (keep it: Jitsi rooms and page tokens derive from it)", path.display());
+    Ok(secret.into_bytes())
 }
 
 fn homeserver_url(given: &str, config: &Config) -> anyhow::Result<String> {
@@ -229,6 +273,8 @@ fn options(config: &Config, dry_run: bool) -> Options {
         concurrency: config.homeserver.concurrency,
         dry_run,
         kick_removed: config.people.kick_removed,
+        widgets: None,
+        invite: config.people.invite,
     }
 }
 

@@ -36,7 +36,7 @@ async fn bot(name: &str) -> (User, Homeserver) {
 }
 
 async fn build(hs: &Homeserver, plan: &Plan, version: &str) -> Report {
-    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false, kick_removed: false }).await;
+    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false }).await;
     let failed: Vec<_> = report.objects.iter().filter(|o| matches!(o.status, Status::Failed { .. } | Status::Foreign { .. })).collect();
     assert!(failed.is_empty(), "{failed:?}");
     report
@@ -180,14 +180,14 @@ async fn dry_run_lists_what_would_change_and_writes_nothing() {
     let conf = example();
     let cfg = config("camp-dry", "12", "");
     let plan = plan::plan(&conf, &cfg);
-    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false }).await;
+    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false }).await;
     assert_eq!((dry.created, dry.writes), (plan.rooms.len(), 0));
     build(&hs, &plan, "12").await;
     // Retitle a talk: the dry run shows exactly the fields that differ.
     let mut changed = conf.clone();
     changed.talks.iter_mut().find(|t| t.key == "rust-async").unwrap().title = "Async Rust, tears included".into();
     let plan2 = plan::plan(&changed, &cfg);
-    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false }).await;
+    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false }).await;
     let updated: Vec<_> = dry.objects.iter().filter(|o| matches!(o.status, Status::Update { .. })).collect();
     assert_eq!(updated.len(), 1, "{updated:?}");
     let Status::Update { changes } = &updated[0].status else { unreachable!() };
@@ -295,7 +295,7 @@ async fn killed_mid_build_converges_without_duplicates() {
     let cfg_path = common::write(
         dir.path(),
         "c.yaml",
-        "conference: {id: camp-kill}\nhomeserver: {server_name: localhost, concurrency: 1}\nschedule: {source: schedules/example.yaml}\n",
+        "conference: {id: camp-kill}\nhomeserver: {server_name: localhost, concurrency: 1}\nschedule: {source: schedules/example.yaml}\npeople: {invite: false}\n",
     );
     // Right after a createRoom (before any state event that follows it), after a state write, after more rooms.
     for point in ["create:1", "create:4", "state:2", "state:5"] {
@@ -348,4 +348,111 @@ async fn password_login_keeps_its_session_and_reuses_the_device() {
     assert_eq!(who["device_id"], device.as_str());
     // Only the test harness's registration login and ours: the restart did not log in again.
     assert!(ids.len() <= 2, "{ids:?}");
+}
+
+fn widget_ctx(conference: &str, bot: &str) -> stagehand::plan::widgets::WidgetContext {
+    let mut config = stagehand::config::WidgetsConfig::default();
+    config.jitsi_domain = "jitsi.example.org".into();
+    config.jitsi_auth = Some("openidtoken-jwt".into());
+    config.livestream_url = Some("https://stream.example.org/{conference}/{track}.m3u8".into());
+    stagehand::plan::widgets::WidgetContext { conference: conference.into(), bot: bot.into(), config, secret: b"test-secret".to_vec() }
+}
+
+/// Widget state events (type -> content) of a room, and its layout.
+async fn widgets_of(api: &Api, room_id: &str) -> (HashMap<String, Value>, Value) {
+    let (_, state) = api.get(&format!("/_matrix/client/v3/rooms/{}/state", enc(room_id))).await;
+    let mut widgets = HashMap::new();
+    let mut layout = Value::Null;
+    for ev in state.as_array().unwrap() {
+        match ev["type"].as_str().unwrap() {
+            "im.vector.modular.widgets" if ev["content"].as_object().is_some_and(|o| !o.is_empty()) => {
+                widgets.insert(ev["state_key"].as_str().unwrap().to_string(), ev["content"].clone());
+            }
+            "io.element.widgets.layout" => layout = ev["content"].clone(),
+            _ => {}
+        }
+    }
+    (widgets, layout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
+    let (user, hs) = bot("bot-widgets").await;
+    let api = Api::new(&synapse().url, &user.token);
+    let conf = example();
+    let cfg = config("camp-widgets", "12", "");
+    let opts = Options {
+        room_version: "12".into(),
+        concurrency: 4,
+        dry_run: false,
+        kick_removed: false,
+        widgets: Some(widget_ctx("camp-widgets", &user.user_id)),
+        invite: false,
+    };
+    let plan = plan::plan(&conf, &cfg);
+    let first = reconcile(&hs, &plan, &opts).await;
+    assert_eq!(first.failed, 0, "{}", first.summary());
+    let ctx = widget_ctx("camp-widgets", &user.user_id);
+    for room in &plan.rooms {
+        let id = resolve(&api, &room.alias).await.unwrap();
+        let (widgets, layout) = widgets_of(&api, &id).await;
+        let planned: Vec<_> = stagehand::plan::widgets::widgets(room, &ctx);
+        let planned_ids: HashSet<&str> =
+            planned.iter().filter(|w| w.event_type == "im.vector.modular.widgets").map(|w| w.state_key.as_str()).collect();
+        let got: HashSet<&str> = widgets.keys().map(String::as_str).collect();
+        assert_eq!(got, planned_ids, "{}", room.key);
+        match room.kind {
+            ObjectKind::TalkRoom | ObjectKind::Backstage => {
+                let jitsi = widgets.values().find(|w| w["type"] == "jitsi").expect("a jitsi widget");
+                assert_eq!(jitsi["data"]["domain"], "jitsi.example.org");
+                assert_eq!(jitsi["data"]["auth"], "openidtoken-jwt");
+                let cid = jitsi["data"]["conferenceId"].as_str().unwrap();
+                assert!(cid.len() >= 32 && !cid.contains(&room.key), "unguessable: {cid}");
+                // Jitsi on top, the others beside it.
+                assert_eq!(layout["widgets"][jitsi["id"].as_str().unwrap()]["container"], "top");
+                assert_eq!(layout["widgets"][jitsi["id"].as_str().unwrap()]["index"], 0);
+                assert_eq!(layout["widgets"].as_object().unwrap().len(), 3);
+                let qa = widgets.values().find(|w| w["url"].as_str().unwrap().contains("/qa/")).unwrap();
+                assert!(qa["url"].as_str().unwrap().contains("token="), "backstage pages carry a token");
+            }
+            ObjectKind::TrackRoom => {
+                assert_eq!(widgets.len(), 2, "schedule and livestream");
+                assert!(widgets.values().any(|w| w["data"]["hls"] == format!("https://stream.example.org/camp-widgets/{}.m3u8", room.track.as_deref().unwrap())));
+            }
+            _ => assert!(widgets.is_empty() && layout.is_null(), "{}", room.key),
+        }
+        let (_, pl) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", enc(&id))).await;
+        assert_eq!(pl["events"]["im.vector.modular.widgets"], 100);
+        assert_eq!(pl["events"]["io.element.widgets.layout"], 100);
+    }
+    let again = reconcile(&hs, &plan, &opts).await;
+    assert_eq!(again.writes, 0, "{}", again.summary());
+
+    // Rename a talk: its widgets change in place, same ids, none added.
+    let mut renamed = conf.clone();
+    renamed.talks.iter_mut().find(|t| t.key == "rust-async").unwrap().title = "Async Rust, tears included".into();
+    let plan2 = plan::plan(&renamed, &cfg);
+    let room = plan2.rooms.iter().find(|r| r.key == "talk/rust-async").unwrap();
+    let id = resolve(&api, &room.alias).await.unwrap();
+    let (before, _) = widgets_of(&api, &id).await;
+    let report = reconcile(&hs, &plan2, &opts).await;
+    assert_eq!(report.failed, 0);
+    let (after, _) = widgets_of(&api, &id).await;
+    assert_eq!(before.keys().collect::<HashSet<_>>(), after.keys().collect::<HashSet<_>>(), "same widget ids");
+    let qa = after.values().find(|w| w["url"].as_str().unwrap().contains("/qa/")).unwrap();
+    assert_eq!(qa["name"], "Q&A: Async Rust, tears included");
+    let jitsi = after.values().find(|w| w["type"] == "jitsi").unwrap();
+    let jitsi_before = before.values().find(|w| w["type"] == "jitsi").unwrap();
+    assert_eq!(jitsi["data"]["conferenceId"], jitsi_before["data"]["conferenceId"], "the call stays where it is");
+    // Livestream switched off: its widget is removed, the schedule stays.
+    let mut no_stream = opts.clone();
+    if let Some(w) = no_stream.widgets.as_mut() {
+        w.config.livestream_url = None;
+    }
+    reconcile(&hs, &plan2, &no_stream).await;
+    let track = resolve(&api, &plan2.rooms.iter().find(|r| r.key == "track/rust").unwrap().alias).await.unwrap();
+    let (widgets, layout) = widgets_of(&api, &track).await;
+    assert_eq!(widgets.len(), 1);
+    assert_eq!(layout["widgets"].as_object().unwrap().len(), 1);
+    assert_eq!(reconcile(&hs, &plan2, &no_stream).await.writes, 0);
 }

@@ -52,7 +52,7 @@ async fn default_rate_limits_slow_the_build_but_it_completes() {
         dir.path(),
         "c.yaml",
         "conference: {id: camp-rl}\nhomeserver: {server_name: localhost, concurrency: 2}\n\
-         schedule: {source: schedules/example.yaml}\nrooms:\n  talk_rooms: false\n  support: [{key: info, name: Info desk, public: true}]\n",
+         schedule: {source: schedules/example.yaml}\npeople: {invite: false}\nrooms:\n  talk_rooms: false\n  support: [{key: info, name: Info desk, public: true}]\n",
     );
     let (report, log) = apply(&cfg, Some(&user.token));
     assert_eq!(report["created"], 11, "{report}");
@@ -74,7 +74,7 @@ async fn appservice_builds_without_rate_limits() {
         "c.yaml",
         &format!(
             "conference: {{id: camp-as}}\nhomeserver: {{server_name: localhost, appservice_registration: {:?}}}\n\
-             schedule: {{source: schedules/example.yaml}}\n",
+             schedule: {{source: schedules/example.yaml}}\npeople: {{invite: false}}\n",
             e.registration.display()
         ),
     );

@@ -204,7 +204,17 @@ impl Homeserver {
     }
 
     /// Sends a request, waiting out rate limits and retrying transient errors.
-    async fn call<T, F, Fut>(&self, what: &str, write: bool, mut f: F) -> Result<T, MatrixError>
+    async fn call<T, F, Fut>(&self, what: &str, write: bool, f: F) -> Result<T, MatrixError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, HttpError>>,
+    {
+        self.call_with(what, write, 6, f).await
+    }
+
+    /// [`Self::call`] with a bound on retries of transient errors. Invites use 0: a server error there usually means
+    /// a remote server that cannot be reached, and Synapse has already tried it.
+    async fn call_with<T, F, Fut>(&self, what: &str, write: bool, transient_limit: u32, mut f: F) -> Result<T, MatrixError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HttpError>>,
@@ -235,7 +245,7 @@ impl Homeserver {
                 HttpError::Reqwest(_) => true,
                 _ => false,
             };
-            if transient && transient_tries < 6 {
+            if transient && transient_tries < transient_limit {
                 transient_tries += 1;
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
                 let wait = Duration::from_millis(250 * 2u64.pow(transient_tries));
@@ -329,7 +339,7 @@ impl Homeserver {
         let user = OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))?;
         let request = invite::Request::new(id, invite::InvitationRecipient::UserId(invite::InviteUserId::new(user)));
         let what = format!("invite {user_id} to {room_id}");
-        self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        self.call_with(&what, true, 0, || self.client.send(request.clone()).into_future()).await?;
         self.counters.invites.fetch_add(1, Ordering::Relaxed);
         self.test_point("invite").await;
         Ok(())

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use super::client::{Counters, Homeserver, MatrixError};
 use crate::plan::state::{self, LOCATOR, MANAGED, StateItem};
+use crate::plan::widgets::{self, WidgetContext};
 use crate::plan::{Plan, PlannedRoom};
 
 type StateMap = HashMap<(String, String), Value>;
@@ -34,6 +35,10 @@ pub struct Options {
     pub dry_run: bool,
     /// Kick joined members the schedule no longer puts in a room (otherwise only their power is lowered).
     pub kick_removed: bool,
+    /// Widgets to put in rooms; none when `None`.
+    pub widgets: Option<WidgetContext>,
+    /// Invite planned members (power levels and the managed list are set either way).
+    pub invite: bool,
 }
 
 /// A change to one state event.
@@ -293,7 +298,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     for room_id in dropped {
         cancelled.push(retire(hs, &conference, plan, &room_id, opts.dry_run).await);
     }
-    let memberships = memberships(hs, plan, &ids, &states, opts, &sem).await;
+    let memberships = if opts.invite { memberships(hs, plan, &ids, &states, opts, &sem).await } else { Vec::new() };
     progress.finish();
 
     let mut objects: Vec<ObjectReport> =
@@ -341,12 +346,21 @@ async fn locate(hs: &Homeserver, conference: &str, room: &PlannedRoom) -> Result
 }
 
 /// Everything a room should carry, but its space children.
-fn desired(conference: &str, room: &PlannedRoom, parent_id: Option<&str>, hs: &Homeserver, version: &str) -> (Vec<StateItem>, Value) {
+fn desired(conference: &str, room: &PlannedRoom, parent_id: Option<&str>, hs: &Homeserver, opts: &Options) -> (Vec<StateItem>, Value) {
     let mut items = state::room_state(conference, room);
     if let Some(p) = parent_id {
         items.push(state::parent_event(p, &hs.server_name));
     }
-    (items, state::power_levels(room, version, &hs.user_id))
+    let mut pl = state::power_levels(room, &opts.room_version, &hs.user_id);
+    if let Some(ctx) = &opts.widgets {
+        items.extend(widgets::widgets(room, ctx));
+        if ctx.config.moderators_can_edit {
+            for t in [widgets::WIDGET, widgets::LAYOUT] {
+                pl["events"][t] = json!(50);
+            }
+        }
+    }
+    (items, pl)
 }
 
 async fn ensure(
@@ -359,7 +373,7 @@ async fn ensure(
 ) -> (ObjectReport, Option<StateMap>) {
     let alias_local = room.alias.trim_start_matches('#').split(':').next().unwrap_or_default().to_string();
     let report = |room_id: Option<String>, status| ObjectReport { key: room.key.clone(), alias: room.alias.clone(), room_id, status };
-    let (items, pl) = desired(conference, room, parent_id.as_deref(), hs, &opts.room_version);
+    let (items, pl) = desired(conference, room, parent_id.as_deref(), hs, opts);
     let located = match found {
         Err(status) => return (report(None, status), None),
         Ok(Some(l)) => l,
@@ -387,6 +401,8 @@ async fn ensure(
     let previous = managed(&state);
     state.insert((PREVIOUS.into(), String::new()), json!({ "users": previous }));
     let mut changes: Vec<(StateItem, Option<Value>)> = Vec::new();
+    let planned_widgets: Vec<String> = items.iter().filter(|i| i.event_type == widgets::WIDGET).map(|i| i.state_key.clone()).collect();
+    let items_keys: Vec<&str> = planned_widgets.iter().map(String::as_str).collect();
     for item in items {
         let cur = state.get(&(item.event_type.clone(), item.state_key.clone()));
         if !satisfied(&item, cur) {
@@ -409,6 +425,16 @@ async fn ensure(
             }
         }
         changes.push((StateItem::new("m.room.power_levels", "", content), cur_pl.cloned()));
+    }
+    // Our widgets the plan no longer holds (a livestream switched off, widgets disabled).
+    for ((t, k), content) in &state {
+        if t == widgets::WIDGET
+            && k.starts_with(widgets::ID_PREFIX)
+            && !items_keys.contains(&k.as_str())
+            && content.as_object().is_some_and(|o| !o.is_empty())
+        {
+            changes.push((state::removed(widgets::WIDGET, k), Some(content.clone())));
+        }
     }
     // A parent the plan no longer names (the talk moved to another space).
     for ((t, k), content) in &state {

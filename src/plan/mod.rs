@@ -9,6 +9,7 @@ use serde::Serialize;
 pub mod members;
 pub mod state;
 mod topics;
+pub mod widgets;
 
 use crate::config::{Config, render};
 use crate::schedule::model::{Conference, Talk, TrackKind, slugify};
