@@ -15,3 +15,4 @@ pub mod matrix;
 pub mod plan;
 pub mod schedule;
 pub mod source;
+pub mod web;

@@ -63,6 +63,14 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Serve the widget pages, their JSON, the conference home page and /healthz.
+    Serve {
+        #[command(flatten)]
+        input: Input,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
     /// Print an application service registration (with fresh tokens) for the config's homeserver.
     AppserviceRegistration {
         #[arg(long)]
@@ -303,6 +311,27 @@ fn print_report(report: &Report, dry_run: bool) {
     println!("{}{}", if dry_run { "dry run: " } else { "" }, report.summary());
 }
 
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
 fn print_findings(parsed: &Parsed) {
     for f in parsed.errors().chain(parsed.warnings()) {
         eprintln!("{f}");
@@ -392,6 +421,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some((_, j, t, pct)) = all.first() {
                 println!("all: {j}/{t} joined ({pct:.0}%)");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { input, listen } => {
+            let (parsed, config) = load_with_config(&input).await?;
+            let plan = plan::plan(&parsed.conference, &config);
+            let widgets = WidgetContext {
+                conference: config.conference.id.clone(),
+                bot: String::new(),
+                config: config.widgets.clone(),
+                secret: widget_secret(&config)?,
+            };
+            let site = std::sync::Arc::new(stagehand::web::Site {
+                conference: parsed.conference,
+                plan,
+                widgets,
+                clock: std::sync::Arc::new(chrono::Utc::now),
+            });
+            let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!("serving on http://{listen} (home page /, health /healthz); Ctrl-C stops");
+            stagehand::web::serve(site, listener, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::AppserviceRegistration { config } => {
