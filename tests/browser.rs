@@ -1,0 +1,121 @@
+//! The widget pages in a real headless Chromium (Debian's `chromium`, installed by scripts/test): each page renders
+//! its content, the countdown reaches zero and flips to LIVE under a controlled clock, a `<script>` title shows as
+//! text. Screenshots are kept in target/test-artifacts/ for a person to look at.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use chrono::TimeZone;
+use stagehand::config::{Config, WidgetsConfig};
+use stagehand::plan::widgets::{WidgetContext, widgets};
+use stagehand::plan;
+use stagehand::schedule::{self, ReadOptions};
+use stagehand::web::{Site, serve};
+
+fn chromium() -> PathBuf {
+    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if std::path::Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("Chromium is not installed: run scripts/test (it installs Debian's chromium package)");
+}
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs headless Chromium on a URL; returns the DOM after `budget_ms` of virtual time, and saves a screenshot.
+fn browse(url: &str, budget_ms: u32, shot: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let common = [
+        "--headless".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        format!("--user-data-dir={}", profile.path().display()),
+        format!("--virtual-time-budget={budget_ms}"),
+        "--window-size=900,600".into(),
+    ];
+    let dom = Command::new(chromium()).args(&common).arg("--dump-dom").arg(url).output().unwrap();
+    assert!(dom.status.success(), "chromium failed: {}", String::from_utf8_lossy(&dom.stderr));
+    let png = artifacts().join(format!("{shot}.png"));
+    let out = Command::new(chromium()).args(&common).arg(format!("--screenshot={}", png.display())).arg(url).output().unwrap();
+    assert!(out.status.success() && png.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(dom.stdout).unwrap()
+}
+
+async fn start() -> (String, Arc<Site>) {
+    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/schedules/example.yaml")).unwrap();
+    let mut conf = schedule::read("example.yaml", &text, &ReadOptions::default()).unwrap().conference;
+    conf.talks.iter_mut().find(|t| t.key == "rust-async").unwrap().title = "<script>document.title='pwned'</script>Async".into();
+    let (config, _) = Config::parse("c.yaml", "conference: {id: matrixcamp-2026}\nhomeserver: {server_name: example.org}\n").unwrap();
+    let plan = plan::plan(&conf, &config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut wc = WidgetsConfig::default();
+    wc.web_url = base.clone();
+    wc.livestream_url = Some(format!("{base}/healthz"));
+    let widgets = WidgetContext { conference: "matrixcamp-2026".into(), bot: "@bot:example.org".into(), config: wc, secret: b"s3cret".to_vec() };
+    let now = chrono_tz::Europe::Brussels.with_ymd_and_hms(2026, 3, 14, 10, 10, 0).unwrap().with_timezone(&chrono::Utc);
+    let site = Arc::new(Site { conference: conf, plan, widgets, clock: Arc::new(move || now) });
+    tokio::spawn(serve(site.clone(), listener, std::future::pending()));
+    (base, site)
+}
+
+fn widget_url(site: &Site, key: &str, kind: &str, theme: &str) -> String {
+    let room = site.plan.rooms.iter().find(|r| r.key == key).unwrap();
+    let w = widgets(room, &site.widgets).into_iter().find(|w| w.state_key.starts_with(&format!("stagehand-{kind}-"))).unwrap();
+    w.content["url"].as_str().unwrap().replace("$theme", theme)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn countdown_reaches_zero_and_flips_to_live() {
+    let (_, site) = start().await;
+    let url = widget_url(&site, "talk/welcome", "countdown", "dark");
+    let go_live = chrono_tz::Europe::Brussels.with_ymd_and_hms(2026, 3, 14, 9, 30, 0).unwrap().timestamp_millis();
+    let before = tokio::task::spawn_blocking({
+        let url = format!("{url}&now={}", go_live - 65_000);
+        move || browse(&url, 500, "countdown-before")
+    })
+    .await
+    .unwrap();
+    assert!(before.contains(">1:04<") || before.contains(">1:05<"), "65 s before: {before}");
+    assert!(before.contains("until Welcome to Matrix Camp"));
+    let after = tokio::task::spawn_blocking({
+        let url = format!("{url}&now={}", go_live - 3_000);
+        move || browse(&url, 6_000, "countdown-live")
+    })
+    .await
+    .unwrap();
+    assert!(after.contains(">LIVE<"), "after the go-live instant: {after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_and_show_markup_as_text() {
+    let (base, site) = start().await;
+    let pages = [
+        (widget_url(&site, "track/rust", "schedule", "light"), "schedule", "Rust devroom"),
+        (widget_url(&site, "talk/rust-async", "qa", "dark"), "qa", "No questions yet"),
+        (widget_url(&site, "backstage/rust", "countdown", "light"), "countdown-backstage", "Rust devroom (backstage)"),
+        (widget_url(&site, "track/rust", "livestream", "dark"), "livestream", "<video"),
+        (format!("{base}/?theme=dark"), "home", "Main tracks"),
+    ];
+    for (url, shot, expect) in pages {
+        let dom = tokio::task::spawn_blocking(move || browse(&url, 1_000, shot)).await.unwrap();
+        assert!(dom.contains(expect), "{shot}: {dom}");
+        assert!(!dom.contains("<title>pwned</title>"), "{shot}: a title from the schedule ran as script");
+    }
+    // The talk whose title holds a script tag: shown as text, the script never ran.
+    let url = widget_url(&site, "track/rust", "schedule", "light");
+    let dom = tokio::task::spawn_blocking(move || browse(&url, 1_000, "schedule-script-title")).await.unwrap();
+    assert!(dom.contains("&lt;script&gt;document.title='pwned'&lt;/script&gt;Async"), "{dom}");
+    assert!(dom.contains("<title>Rust devroom: now and next</title>"));
+}
