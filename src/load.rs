@@ -42,6 +42,8 @@ pub async fn load(req: &LoadRequest, config: Option<&Config>) -> Result<Parsed, 
     let opts = read_options(req, config, &sched_cfg);
     let fetched = source::load(&req.source, &sched_cfg).await?;
     let mut parsed = match schedule::read(&fetched.name, &fetched.bytes, &opts) {
+        // A schedule without talks is never remembered as the last good copy (a server in maintenance serves that).
+        Ok(p) if p.conference.talks.is_empty() => p,
         Ok(p) => {
             if let Err(e) = source::remember(&fetched) {
                 tracing::warn!(error = %e, "cannot keep a copy of the schedule in the cache");

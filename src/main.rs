@@ -219,20 +219,24 @@ async fn build(input: &Input, url: &str, json: bool, dry_run: bool) -> anyhow::R
     } else {
         print_report(&report, dry_run);
     }
-    Ok(if report.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.failed > 0 || report.membership_failures > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// The widget secret: STAGEHAND_WIDGET_SECRET, else `widgets.secret_file` (default `.stagehand/widget-secret`),
 /// created with 32 random bytes the first time. Keep it: Jitsi rooms and page tokens derive from it.
 fn widget_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
-    if let Ok(s) = std::env::var("STAGEHAND_WIDGET_SECRET")
-        && !s.is_empty()
-    {
-        return Ok(s.into_bytes());
+    let strong = |s: &str, from: &str| -> anyhow::Result<Vec<u8>> {
+        if s.trim().len() < 16 {
+            bail!("the widget secret from {from} is shorter than 16 characters; Jitsi rooms and page tokens would be guessable");
+        }
+        Ok(s.trim().as_bytes().to_vec())
+    };
+    if let Ok(s) = std::env::var("STAGEHAND_WIDGET_SECRET") {
+        return strong(&s, "STAGEHAND_WIDGET_SECRET");
     }
     let path = config.widgets.secret_file.clone().unwrap_or_else(|| PathBuf::from(".stagehand/widget-secret"));
     if let Ok(s) = std::fs::read_to_string(&path) {
-        return Ok(s.trim().as_bytes().to_vec());
+        return strong(&s, &path.display().to_string());
     }
     use rand::Rng;
     let secret: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(48).map(char::from).collect();
@@ -247,7 +251,15 @@ fn widget_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
         Ok(f) => f,
         // Another run created it a moment ago: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Ok(std::fs::read_to_string(&path)?.trim().as_bytes().to_vec());
+            // Give the other run a moment to finish writing it.
+            for _ in 0..20 {
+                let s = std::fs::read_to_string(&path)?;
+                if s.trim().len() >= 16 {
+                    return Ok(s.trim().as_bytes().to_vec());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            return strong(&std::fs::read_to_string(&path)?, &path.display().to_string());
         }
         Err(e) => return Err(e).with_context(|| format!("cannot create the widget secret {}", path.display())),
     };
@@ -283,6 +295,7 @@ fn options(config: &Config, dry_run: bool) -> Options {
         kick_removed: config.people.kick_removed,
         widgets: None,
         invite: config.people.invite,
+        max_cancel: None,
     }
 }
 

@@ -36,7 +36,7 @@ async fn bot(name: &str) -> (User, Homeserver) {
 }
 
 async fn build(hs: &Homeserver, plan: &Plan, version: &str) -> Report {
-    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false }).await;
+    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: None }).await;
     let failed: Vec<_> = report.objects.iter().filter(|o| matches!(o.status, Status::Failed { .. } | Status::Foreign { .. })).collect();
     assert!(failed.is_empty(), "{failed:?}");
     report
@@ -180,14 +180,14 @@ async fn dry_run_lists_what_would_change_and_writes_nothing() {
     let conf = example();
     let cfg = config("camp-dry", "12", "");
     let plan = plan::plan(&conf, &cfg);
-    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false }).await;
+    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false, max_cancel: None }).await;
     assert_eq!((dry.created, dry.writes), (plan.rooms.len(), 0));
     build(&hs, &plan, "12").await;
     // Retitle a talk: the dry run shows exactly the fields that differ.
     let mut changed = conf.clone();
     changed.talks.iter_mut().find(|t| t.key == "rust-async").unwrap().title = "Async Rust, tears included".into();
     let plan2 = plan::plan(&changed, &cfg);
-    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false }).await;
+    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false, max_cancel: None }).await;
     let updated: Vec<_> = dry.objects.iter().filter(|o| matches!(o.status, Status::Update { .. })).collect();
     assert_eq!(updated.len(), 1, "{updated:?}");
     let Status::Update { changes } = &updated[0].status else { unreachable!() };
@@ -388,6 +388,7 @@ async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
         kick_removed: false,
         widgets: Some(widget_ctx("camp-widgets", &user.user_id)),
         invite: false,
+        max_cancel: None,
     };
     let plan = plan::plan(&conf, &cfg);
     let first = reconcile(&hs, &plan, &opts).await;
@@ -455,4 +456,25 @@ async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
     assert_eq!(widgets.len(), 1);
     assert_eq!(layout["widgets"].as_object().unwrap().len(), 1);
     assert_eq!(reconcile(&hs, &plan2, &no_stream).await.writes, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_schedule_does_not_cancel_the_conference() {
+    let (user, hs) = bot("bot-mass").await;
+    let api = Api::new(&synapse().url, &user.token);
+    let conf = example();
+    let cfg = config("camp-mass", "12", "");
+    let plan = plan::plan(&conf, &cfg);
+    build(&hs, &plan, "12").await;
+    // The export came back with its tracks but without talks (a server in maintenance).
+    let mut empty = conf.clone();
+    empty.talks.clear();
+    let plan_empty = plan::plan(&empty, &cfg);
+    let opts = Options { room_version: "12".into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: Some(2) };
+    let report = reconcile(&hs, &plan_empty, &opts).await;
+    assert_eq!(report.cancelled, 0, "{}", report.summary());
+    assert!(report.failed >= 6, "each refused cancellation is reported: {}", report.summary());
+    let talk = resolve(&api, &plan.rooms.iter().find(|r| r.key == "talk/welcome").unwrap().alias).await.unwrap();
+    let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(&talk))).await;
+    assert_eq!(name["name"], "Welcome to Matrix Camp", "not renamed Cancelled");
 }

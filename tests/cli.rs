@@ -104,6 +104,8 @@ fn hostile_and_broken_inputs_end_in_clear_errors() {
         (write(d, "html.xml", "<html><body>not a schedule</body></html>"), "not a Pentabarf"),
         (write(d, "feed.json", std::fs::read(root().join("../shared/schedules/conference-bot/fosdem_democon.json")).unwrap()), "--people"),
         (write(d, "empty.xml", ""), "empty"),
+        (write(d, "duration.xml", "<schedule><conference><time_zone_name>UTC</time_zone_name></conference><day index=\"1\" date=\"2026-01-01\"><room name=\"A\"><event id=\"1\"><start>10:00</start><duration>9999999999999:00</duration><title>T</title></event></room></day></schedule>"), "unreadable <duration>"),
+        (write(d, "far.yaml", "conference: {title: T, timezone: UTC}\ntalks:\n  - {key: a, title: A, room: R, start: \"2026-01-01 10:00\", duration: 99999999999}\n"), "longer than a week"),
         (big.display().to_string(), "limit"),
     ];
     for (file, expect) in cases {

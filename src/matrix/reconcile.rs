@@ -39,6 +39,8 @@ pub struct Options {
     pub widgets: Option<WidgetContext>,
     /// Invite planned members (power levels and the managed list are set either way).
     pub invite: bool,
+    /// Most rooms one run may cancel (default: a fifth of the talk rooms, at least 10).
+    pub max_cancel: Option<usize>,
 }
 
 /// A change to one state event.
@@ -86,6 +88,8 @@ pub struct MemberAction {
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
+    /// Membership changes that failed (counted apart from objects).
+    pub membership_failures: usize,
     pub invites: u64,
     pub memberships: Vec<MemberAction>,
     pub objects: Vec<ObjectReport>,
@@ -117,7 +121,7 @@ impl Report {
             self.rooms_created,
             self.state_events,
             self.invites,
-            self.memberships.iter().filter(|m| m.action == "failed").count(),
+            self.membership_failures,
             self.reads,
             self.rate_limited,
             self.rate_limited_seconds,
@@ -278,8 +282,11 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
                 changes.push((item, cur.cloned()));
             }
         }
+        // A planned child that could not be located or created this run has no id: its current link cannot be told
+        // from a stale one, so nothing is taken out of this space this time.
+        let all_known = plan.children(&space.key).all(|c| ids.contains_key(&c.key));
         for ((t, k), content) in current {
-            if t == "m.space.child" && !wanted.contains(k) && content.as_object().is_some_and(|o| !o.is_empty()) {
+            if all_known && t == "m.space.child" && !wanted.contains(k) && content.as_object().is_some_and(|o| !o.is_empty()) {
                 changes.push((state::removed("m.space.child", k), Some(content.clone())));
                 if !planned_ids.contains_key(k.as_str()) {
                     dropped.push(k.clone());
@@ -295,6 +302,20 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         }
     }
     let mut cancelled = Vec::new();
+    let talk_rooms = plan.rooms.iter().filter(|r| r.kind == crate::plan::ObjectKind::TalkRoom).count();
+    let limit = opts.max_cancel.unwrap_or_else(|| (talk_rooms / 5).max(10));
+    if dropped.len() > limit {
+        // An empty or truncated export must not cancel a conference: refuse, say so, touch nothing.
+        tracing::error!(rooms = dropped.len(), limit, "refusing to cancel this many rooms at once; check the schedule, or raise the limit (--max-cancel)");
+        for room_id in dropped.drain(..) {
+            cancelled.push(Some(ObjectReport {
+                key: format!("(room {room_id})"),
+                alias: String::new(),
+                room_id: Some(room_id),
+                status: Status::Failed { error: format!("not cancelled: {} rooms would be, more than the limit of {limit}", limit + 1) },
+            }));
+        }
+    }
     for room_id in dropped {
         cancelled.push(retire(hs, &conference, plan, &room_id, opts.dry_run).await);
     }
@@ -308,6 +329,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let delta = |i: usize| now[i] - base[i];
     let count = |f: fn(&Status) -> bool| objects.iter().filter(|o| f(&o.status)).count();
     Report {
+        membership_failures: memberships.iter().filter(|m| m.action == "failed").count(),
         invites: delta(7),
         memberships,
         created: count(|s| matches!(s, Status::Create)),
@@ -438,7 +460,8 @@ async fn ensure(
     }
     // A parent the plan no longer names (the talk moved to another space).
     for ((t, k), content) in &state {
-        if t == "m.space.parent" && Some(k) != parent_id.as_ref() && content.as_object().is_some_and(|o| !o.is_empty()) {
+        let parent_unknown = room.parent.is_some() && parent_id.is_none();
+        if !parent_unknown && t == "m.space.parent" && Some(k) != parent_id.as_ref() && content.as_object().is_some_and(|o| !o.is_empty()) {
             changes.push((state::removed("m.space.parent", k), Some(content.clone())));
         }
     }
@@ -459,7 +482,8 @@ async fn apply_changes(hs: &Homeserver, room_id: &str, changes: &[(StateItem, Op
         return Ok(());
     }
     for (item, from) in changes {
-        tracing::info!(room = room_id, event_type = %item.event_type, state_key = %item.state_key, from = ?from, to = %item.content, "update");
+        let (was, now) = (from.as_ref().map(redact).unwrap_or_default(), redact(&item.content));
+        tracing::info!(room = room_id, event_type = %item.event_type, state_key = %item.state_key, from = %was, to = %now, "update");
         hs.put_state(room_id, item).await?;
     }
     Ok(())
@@ -472,7 +496,12 @@ fn merge_status(report: &mut ObjectReport, changes: &[(StateItem, Option<Value>)
     }
     let new: Vec<FieldChange> = changes
         .iter()
-        .map(|(i, from)| FieldChange { event_type: i.event_type.clone(), state_key: i.state_key.clone(), from: from.clone(), to: i.content.clone() })
+        .map(|(i, from)| FieldChange {
+            event_type: i.event_type.clone(),
+            state_key: i.state_key.clone(),
+            from: from.as_ref().map(redact),
+            to: redact(&i.content),
+        })
         .collect();
     match &mut report.status {
         Status::Update { changes } => changes.extend(new),
@@ -529,6 +558,27 @@ async fn retire(hs: &Homeserver, conference: &str, plan: &Plan, room_id: &str, d
     tracing::info!(room = %key, room_id, "talk no longer in the schedule: kept, marked cancelled, taken out of its space");
     let alias = state.get(&("m.room.canonical_alias".into(), String::new())).and_then(|a| a["alias"].as_str()).unwrap_or_default().to_string();
     Some(ObjectReport { key, alias, room_id: Some(room_id.to_string()), status })
+}
+
+/// Content with the `token=` of widget URLs hidden, for logs and reports: backstage page tokens are secrets.
+fn redact(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.contains("token=") => {
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("token=") {
+                out.push_str(&rest[..i + 6]);
+                out.push_str("REDACTED");
+                rest = &rest[i + 6..];
+                rest = &rest[rest.find('&').unwrap_or(rest.len())..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), redact(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
+        other => other.clone(),
+    }
 }
 
 fn membership_of<'a>(state: &'a StateMap, user: &str) -> Option<&'a str> {
@@ -613,9 +663,31 @@ async fn memberships(
             }
         });
     }
-    while let Some(Ok(a)) = set.join_next().await {
-        actions.push(a);
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(a) => actions.push(a),
+            Err(e) => actions.push(MemberAction {
+                room: String::new(),
+                user_id: String::new(),
+                action: "failed".into(),
+                error: Some(format!("an invite task failed: {e}")),
+            }),
+        }
     }
     actions.sort_by(|a, b| (&a.room, &a.user_id).cmp(&(&b.room, &b.user_id)));
     actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_redacted() {
+        let v = json!({"url": "https://x/qa/c/k?token=abc123&theme=$theme", "data": {"u": ["a?token=zz"]}, "n": 1});
+        assert_eq!(
+            redact(&v),
+            json!({"url": "https://x/qa/c/k?token=REDACTED&theme=$theme", "data": {"u": ["a?token=REDACTED"]}, "n": 1})
+        );
+    }
 }

@@ -117,11 +117,20 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     if nums.iter().any(|&n| n < 0) {
         return None;
     }
-    match nums.as_slice() {
-        [h, m] if *m < 60 => Some(Duration::minutes(h * 60 + m)),
-        [h, m, sec] if *m < 60 && *sec < 60 => Some(Duration::seconds(h * 3600 + m * 60 + sec)),
-        _ => None,
-    }
+    let seconds = match nums.as_slice() {
+        [h, m] if *m < 60 => h.checked_mul(3600)?.checked_add(m * 60)?,
+        [h, m, sec] if *m < 60 && *sec < 60 => h.checked_mul(3600)?.checked_add(m * 60 + sec)?,
+        _ => return None,
+    };
+    bounded_seconds(seconds)
+}
+
+/// The longest duration accepted: a week. Longer is a typo, and far longer would overflow date arithmetic.
+pub const MAX_DURATION_SECONDS: i64 = 7 * 24 * 3600;
+
+/// A duration of `seconds`, if it is between zero and [`MAX_DURATION_SECONDS`].
+pub fn bounded_seconds(seconds: i64) -> Option<Duration> {
+    if (0..=MAX_DURATION_SECONDS).contains(&seconds) { Duration::try_seconds(seconds) } else { None }
 }
 
 /// Parses `HH:MM` or `HH:MM:SS`.
@@ -358,7 +367,10 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
                 Duration::zero()
             }
         };
-        let end = start + duration;
+        let Some(end) = start.checked_add_signed(duration) else {
+            findings.push(Finding::error(file, "the talk ends at an impossible date").at(ev.line).talk(&key));
+            continue;
+        };
         let qa_start = ev.qa_start.as_ref().and_then(|w| resolve_when(w, Some(day), &days, day_change, tz).ok()).map(|(t, _)| t);
         if ev.qa_start.is_some() && qa_start.is_none() {
             findings.push(Finding::warning(file, "the Q&A start could not be read; ignored").at(ev.line).talk(&key));
@@ -703,6 +715,11 @@ mod tests {
         assert_eq!(parse_duration("00:75"), None);
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("-1:00"), None);
+        // Absurd values are refused, never a panic or an overflow.
+        assert_eq!(parse_duration("9999999999999:00"), None);
+        assert_eq!(parse_duration("9223372036854775807:00"), None);
+        assert_eq!(parse_duration("169:00"), None);
+        assert_eq!(parse_duration("168:00"), Some(Duration::hours(168)));
     }
 
     #[test]

@@ -108,15 +108,15 @@ pub fn parse_human_duration(s: &str) -> Option<Duration> {
         return Some(d);
     }
     if let Ok(m) = s.parse::<i64>() {
-        return (m >= 0).then(|| Duration::minutes(m));
+        return super::assemble::bounded_seconds(m.checked_mul(60)?);
     }
     let mut total = 0i64;
     let mut num = String::new();
     for c in s.chars() {
         match c {
             '0'..='9' => num.push(c),
-            'h' => total += num.parse::<i64>().ok()? * 60,
-            'm' => total += num.parse::<i64>().ok()?,
+            'h' => total = total.checked_add(num.parse::<i64>().ok()?.checked_mul(60)?)?,
+            'm' => total = total.checked_add(num.parse::<i64>().ok()?)?,
             ' ' => continue,
             _ => return None,
         }
@@ -124,7 +124,10 @@ pub fn parse_human_duration(s: &str) -> Option<Duration> {
             num.clear();
         }
     }
-    (num.is_empty() && total >= 0 && !s.is_empty()).then(|| Duration::minutes(total))
+    if !num.is_empty() || s.is_empty() {
+        return None;
+    }
+    super::assemble::bounded_seconds(total.checked_mul(60)?)
 }
 
 fn parse_when(s: &str) -> Option<When> {
@@ -237,7 +240,15 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
             );
         }
         ev.duration = match (&t.duration, &t.end) {
-            (Some(DurationDoc::Minutes(m)), _) => Some(Duration::minutes(*m)),
+            (Some(DurationDoc::Minutes(m)), _) => {
+                let d = m.checked_mul(60).and_then(super::assemble::bounded_seconds);
+                if d.is_none() {
+                    raw.findings.push(
+                        Finding::error(file, format!("duration {m} minutes is negative or longer than a week")).talk(&t.key),
+                    );
+                }
+                d
+            }
             (Some(DurationDoc::Text(s)), _) => {
                 let d = parse_human_duration(s);
                 if d.is_none() {
@@ -297,6 +308,8 @@ mod tests {
         assert_eq!(parse_human_duration("0:25"), Some(Duration::minutes(25)));
         assert_eq!(parse_human_duration("1h3"), None);
         assert_eq!(parse_human_duration("soon"), None);
+        assert_eq!(parse_human_duration("99999999999999999h"), None);
+        assert_eq!(parse_human_duration("9999999999"), None);
     }
 
     #[test]
