@@ -128,6 +128,13 @@ async fn fetch(url: &str, cfg: &ScheduleConfig) -> Result<Vec<u8>, SourceError> 
         .connect_timeout(Duration::from_secs(cfg.timeout_seconds.clamp(1, 10)))
         .user_agent(concat!("stagehand/", env!("CARGO_PKG_VERSION")))
         .default_headers(headers)
+        // Follow redirects on the same host only: custom headers (API tokens) must not travel to another one.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt.previous().first().is_some_and(|first| {
+                first.host_str() == attempt.url().host_str() && first.scheme() == attempt.url().scheme()
+            });
+            if !same || attempt.previous().len() > 5 { attempt.stop() } else { attempt.follow() }
+        }))
         .build()
         .map_err(|e| http(format!("cannot build an HTTP client: {e}")))?;
     let mut resp = client.get(url).send().await.map_err(|e| http(describe(&e)))?;

@@ -431,6 +431,17 @@ async fn ensure(
             changes.push((item, cur.cloned()));
         }
     }
+    // Power levels for the room's own version (a room built as v12 stays v12 whatever the config says now).
+    let version = state
+        .get(&("m.room.create".to_string(), String::new()))
+        .and_then(|c| c["room_version"].as_str())
+        .unwrap_or("1")
+        .to_string();
+    let pl = if state.contains_key(&("m.room.create".to_string(), String::new())) && version != opts.room_version {
+        desired(conference, room, parent_id.as_deref(), hs, &Options { room_version: version, ..opts.clone() }).1
+    } else {
+        pl
+    };
     let pl_key = ("m.room.power_levels".to_string(), String::new());
     let cur_pl = state.get(&pl_key);
     // People Stagehand empowered earlier whom the plan no longer names lose their power.
@@ -468,6 +479,8 @@ async fn ensure(
     if changes.is_empty() {
         return (report(Some(room_id), Status::Unchanged), Some(state));
     }
+    // The managed list goes last: if a power change before it fails, the next run still knows whom to lower.
+    changes.sort_by_key(|(item, _)| item.event_type == MANAGED);
     let result = apply_changes(hs, &room_id, &changes, opts.dry_run).await;
     for (item, _) in &changes {
         state.insert((item.event_type.clone(), item.state_key.clone()), item.content.clone());
