@@ -59,7 +59,8 @@ pub fn jitsi_conference_id(ctx: &WidgetContext, room_key: &str) -> String {
     format!("stagehand{letters}")
 }
 
-fn enc(s: &str) -> String {
+/// Percent-encodes a URL path segment or query value.
+pub fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::plan::widgets::{WidgetContext, room_token};
+use crate::plan::widgets::{WidgetContext, enc, room_token};
 use crate::plan::{ObjectKind, Plan, PlannedRoom};
 use crate::schedule::model::{Conference, Role, Talk, TrackKind};
 
@@ -333,18 +333,6 @@ async fn home(State(site): State<Arc<Site>>, Query(q): Query<PageQuery>) -> Resu
     let root_link = site.plan.rooms.first().map(|r| matrix_to(&r.alias)).unwrap_or_default();
     let title = if site.conference.title.is_empty() { site.plan.conference.as_str() } else { site.conference.title.as_str() };
     render(&HomePage { theme: theme(&q), title, root_link, live, groups })
-}
-
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The routes.
