@@ -460,6 +460,24 @@ async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
     assert_eq!(widgets.len(), 1);
     assert_eq!(layout["widgets"].as_object().unwrap().len(), 1);
     assert_eq!(reconcile(&hs, &plan2, &no_stream).await.writes, 0);
+    // A key the config drops goes away (widget content is compared exactly).
+    let mut no_auth = no_stream.clone();
+    if let Some(w) = no_auth.widgets.as_mut() {
+        w.config.jitsi_auth = None;
+    }
+    reconcile(&hs, &plan2, &no_auth).await;
+    let (after, _) = widgets_of(&api, &id).await;
+    assert!(after.values().find(|w| w["type"] == "jitsi").unwrap()["data"].get("auth").is_none());
+    // Widgets switched off: ours and the layout are removed.
+    let mut off = no_auth.clone();
+    if let Some(w) = off.widgets.as_mut() {
+        w.config.enabled = false;
+    }
+    reconcile(&hs, &plan2, &off).await;
+    let (widgets, layout) = widgets_of(&api, &id).await;
+    assert!(widgets.is_empty(), "{widgets:?}");
+    assert!(layout.as_object().is_none_or(|o| o.is_empty()), "{layout}");
+    assert_eq!(reconcile(&hs, &plan2, &off).await.writes, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,6 +154,9 @@ pub struct Homeserver {
     test_pause: Option<(String, u64)>,
 }
 
+/// The longest a single request waits out 429s in total.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30 * 60);
+
 fn request_config() -> RequestConfig {
     // Stagehand handles 429 and transient errors itself, visibly; the SDK must not retry for minutes silently.
     RequestConfig::new().disable_retry().timeout(Duration::from_secs(60))
@@ -220,6 +223,7 @@ impl Homeserver {
         Fut: Future<Output = Result<T, HttpError>>,
     {
         let mut transient_tries = 0u32;
+        let mut waited = Duration::ZERO;
         loop {
             let counter = if write { &self.counters.writes } else { &self.counters.reads };
             counter.fetch_add(1, Ordering::Relaxed);
@@ -234,6 +238,14 @@ impl Homeserver {
                     None => Duration::from_secs(5),
                 }
                 .max(Duration::from_millis(50));
+                // A server that never lets us through (or asks for hours) is an error for this object, not a hang.
+                waited += wait;
+                if waited > MAX_RATE_LIMIT_WAIT {
+                    return Err(MatrixError::Transport {
+                        what: what.to_string(),
+                        message: format!("still rate limited after waiting {} s; raise the homeserver's limits", waited.as_secs()),
+                    });
+                }
                 self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 self.counters.rate_limited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
                 tracing::warn!(request = what, wait_ms = wait.as_millis() as u64, "rate limited by the homeserver; waiting");

@@ -153,7 +153,7 @@ fn to_map(state: Vec<(String, String, Value)>) -> StateMap {
 
 /// Exact comparison for relations and the locator; subset comparison for the rest.
 fn satisfied(item: &StateItem, current: Option<&Value>) -> bool {
-    if matches!(item.event_type.as_str(), LOCATOR | MANAGED | "m.space.child" | "m.space.parent") {
+    if matches!(item.event_type.as_str(), LOCATOR | MANAGED | widgets::WIDGET | "m.space.child" | "m.space.parent") {
         return current.map_or(item.content.as_object().is_some_and(|o| o.is_empty()), |c| *c == item.content);
     }
     state::satisfies(&item.content, current)
@@ -468,6 +468,13 @@ async fn ensure(
         {
             changes.push((state::removed(widgets::WIDGET, k), Some(content.clone())));
         }
+    }
+    // A layout without planned widgets (widgets switched off).
+    let layout_key = (widgets::LAYOUT.to_string(), String::new());
+    if items_keys.is_empty()
+        && let Some(layout) = state.get(&layout_key).filter(|c| c.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        changes.push((state::removed(widgets::LAYOUT, ""), Some(layout.clone())));
     }
     // A parent the plan no longer names (the talk moved to another space).
     for ((t, k), content) in &state {
