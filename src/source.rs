@@ -57,12 +57,7 @@ pub fn read_file(path: &Path, max_bytes: usize) -> Result<Vec<u8>, SourceError> 
 
 /// The cache file for a URL: a readable prefix and a hash, so two URLs never share one.
 pub fn cache_path(cache_dir: &Path, url: &str) -> PathBuf {
-    // FNV-1a: stable across runs and Rust versions, unlike the std hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in url.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::schedule::model::stable_hash(url.bytes());
     let readable: String = crate::schedule::model::slugify(url).chars().take(60).collect();
     cache_dir.join(format!("{readable}-{h:016x}"))
 }

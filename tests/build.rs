@@ -5,8 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{Api, User, enc, synapse};
 use serde_json::Value;
@@ -262,35 +261,6 @@ async fn schedule_change_between_fosdem_2026_snapshots() {
     assert_eq!(again.writes, 0, "{}", again.summary());
 }
 
-/// Runs `stagehand apply` as a child process that stops at a test point; SIGKILLs it there.
-fn apply_killed_at(point: &str, config: &std::path::Path, token: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stagehand"))
-        .args(["apply", "--config"])
-        .arg(config)
-        .args(["--homeserver", &synapse().url])
-        .env("STAGEHAND_ACCESS_TOKEN", token)
-        .env("STAGEHAND_TEST_PAUSE_AFTER", point)
-        .env("RUST_LOG", "warn")
-        .current_dir(common::root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut reached = false;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        if line.starts_with("STAGEHAND_TEST_POINT") {
-            reached = true;
-            break;
-        }
-    }
-    // SIGKILL: no chance to clean up.
-    let _ = Command::new("kill").arg("-9").arg(child.id().to_string()).status();
-    let _ = child.wait();
-    assert!(reached, "the bot never reached {point}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_build_converges_without_duplicates() {
     let s = synapse();
@@ -303,7 +273,7 @@ async fn killed_mid_build_converges_without_duplicates() {
     );
     // Right after a createRoom (before any state event that follows it), after a state write, after more rooms.
     for point in ["create:1", "create:4", "state:2", "state:5"] {
-        apply_killed_at(point, &cfg_path, &user.token);
+        common::apply_killed_at(point, &cfg_path, &user.token, &s.url);
     }
     let apply = || -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))

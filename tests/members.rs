@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{Api, User, enc, synapse};
 use serde_json::Value;
@@ -219,23 +219,7 @@ async fn attendance_matches_the_server_and_names_who_cannot_be_reached() {
 async fn killed_during_invites_resumes_without_duplicates() {
     let cast = Cast::new("mem3", &["alice", "alice2", "bob", "carol", "dave", "frank"]);
     let cfg = cast.files(TALKS_V1);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stagehand"))
-        .args(["apply", "--config"])
-        .arg(&cfg)
-        .args(["--homeserver", &synapse().url])
-        .env("STAGEHAND_ACCESS_TOKEN", &cast.users["bot"].token)
-        .env("STAGEHAND_TEST_PAUSE_AFTER", "invite:5")
-        .env("RUST_LOG", "warn")
-        .current_dir(common::root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let reached = std::io::BufRead::lines(stderr).map_while(Result::ok).any(|l| l.starts_with("STAGEHAND_TEST_POINT"));
-    let _ = Command::new("kill").arg("-9").arg(child.id().to_string()).status();
-    let _ = child.wait();
-    assert!(reached);
+    common::apply_killed_at("invite:5", &cfg, &cast.users["bot"].token, &synapse().url);
     // The rest, and only the rest: 12 invites in all, 5 of them before the kill (concurrent sends may have
     // completed one or two more before the kill landed).
     let report = cast.apply(&cfg);

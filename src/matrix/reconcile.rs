@@ -159,17 +159,22 @@ fn satisfied(item: &StateItem, current: Option<&Value>) -> bool {
     state::satisfies(&item.content, current)
 }
 
-fn depth(plan: &Plan, room: &PlannedRoom) -> usize {
-    let mut d = 0;
-    let mut parent = room.parent.as_deref();
-    while let Some(p) = parent {
-        d += 1;
-        parent = plan.rooms.iter().find(|r| r.key == p).and_then(|r| r.parent.as_deref());
-        if d > 16 {
-            break;
-        }
-    }
-    d
+/// Each planned room's distance from the root, by key.
+fn depths(plan: &Plan) -> HashMap<&str, usize> {
+    let parents: HashMap<&str, Option<&str>> = plan.rooms.iter().map(|r| (r.key.as_str(), r.parent.as_deref())).collect();
+    plan.rooms
+        .iter()
+        .map(|r| {
+            let mut d = 0;
+            let mut parent = r.parent.as_deref();
+            // Bounded: a plan is at most a few levels deep; a cycle would be a planning bug, not a hang.
+            while let Some(p) = parent.filter(|_| d <= 16) {
+                d += 1;
+                parent = parents.get(p).copied().flatten();
+            }
+            (r.key.as_str(), d)
+        })
+        .collect()
 }
 
 struct Progress {
@@ -243,10 +248,11 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut states: HashMap<String, StateMap> = HashMap::new();
     let mut reports: HashMap<String, ObjectReport> = HashMap::new();
-    let max_depth = plan.rooms.iter().map(|r| depth(plan, r)).max().unwrap_or(0);
+    let depth = depths(plan);
+    let max_depth = depth.values().copied().max().unwrap_or(0);
     for level in 0..=max_depth {
         let mut set = JoinSet::new();
-        for room in plan.rooms.iter().filter(|r| depth(plan, r) == level) {
+        for room in plan.rooms.iter().filter(|r| depth.get(r.key.as_str()) == Some(&level)) {
             let found = located.remove(&room.key).unwrap_or(Ok(None));
             let parent_id = room.parent.as_ref().and_then(|p| ids.get(p).cloned());
             let (hs, sem, room, opts, conference) = (hs.clone(), sem.clone(), room.clone(), opts.clone(), conference.clone());

@@ -186,11 +186,6 @@ fn merge(into: &mut Value, from: &Value) {
     }
 }
 
-/// Whether the kind is one a space's children list holds.
-pub fn is_child_kind(kind: ObjectKind) -> bool {
-    kind != ObjectKind::RootSpace
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

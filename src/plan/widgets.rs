@@ -39,11 +39,7 @@ fn mac_hex(secret: &[u8], parts: &[&str]) -> String {
 
 /// Stable widget id: kind plus a hash of conference and room key (FNV-1a, stable across Rust versions).
 pub fn widget_id(conference: &str, room_key: &str, kind: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in conference.bytes().chain([0]).chain(room_key.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::schedule::model::stable_hash(conference.bytes().chain([0]).chain(room_key.bytes()));
     format!("{ID_PREFIX}{kind}-{h:016x}")
 }
 

@@ -207,6 +207,16 @@ impl Conference {
     }
 }
 
+/// FNV-1a over bytes: stable across runs and Rust versions (unlike the std hasher), for names derived from keys.
+pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// Lower-case ASCII slug: letters and digits kept, everything else folded to single `-`.
 pub fn slugify(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -150,16 +150,30 @@ impl Api {
 }
 
 /// Percent-encodes a path segment (room ids and aliases contain `!`, `#` and `:`).
-pub fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+pub use stagehand::plan::widgets::enc;
+
+/// Runs `stagehand apply` with this config and token until it reaches the test point (`create:N`, `state:N`,
+/// `invite:N`), then SIGKILLs it: no chance to clean up. Fails if the point is never reached.
+pub fn apply_killed_at(point: &str, config: &Path, token: &str, url: &str) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+        .args(["apply", "--config"])
+        .arg(config)
+        .args(["--homeserver", url])
+        .env("STAGEHAND_ACCESS_TOKEN", token)
+        .env("STAGEHAND_TEST_PAUSE_AFTER", point)
+        .env("RUST_LOG", "warn")
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run stagehand apply");
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let reached = stderr.lines().map_while(Result::ok).any(|l| l.starts_with("STAGEHAND_TEST_POINT"));
+    let killed = Command::new("kill").arg("-9").arg(child.id().to_string()).status();
+    let _ = child.wait(); // reaps the killed child; its exit status is SIGKILL by construction
+    assert!(killed.is_ok_and(|s| s.success()), "could not SIGKILL the bot");
+    assert!(reached, "the bot never reached {point}");
 }
 
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
