@@ -89,13 +89,30 @@ pub struct PeopleConfig {
     pub kick_removed: bool,
     /// Key of the support room every speaker is invited to (`rooms.support`), if any.
     pub lounge: Option<String>,
-    /// Send invites as part of `apply` (off: build the rooms now, invite later with `people.invite: true`).
+    /// Send invites as part of `apply` (off: build the rooms now, invite later with `stagehand invite`).
     pub invite: bool,
+    /// Identity server for e-mail invites to people without a Matrix ID; without one they are reported as
+    /// uncontactable.
+    pub identity_server: Option<IdentityServerConfig>,
+}
+
+/// The identity server that e-mail invites go through (the homeserver's third-party invite flow).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityServerConfig {
+    /// Host (and port) as the homeserver should reach it, `https://` implied: `vector.im`.
+    pub server: String,
+    /// Where Stagehand itself reaches it, if not `https://<server>` (a local identity server behind a proxy).
+    pub url: Option<String>,
+    /// Accept the identity server's terms of service on the bot's behalf (read them first; Stagehand lists them
+    /// and stops when they are not accepted).
+    #[serde(default)]
+    pub accept_terms: bool,
 }
 
 impl Default for PeopleConfig {
     fn default() -> Self {
-        PeopleConfig { speaker_power: 50, host_power: 50, coordinator_power: 50, kick_removed: false, lounge: Some("speakers".into()), invite: true }
+        PeopleConfig { speaker_power: 50, host_power: 50, coordinator_power: 50, kick_removed: false, lounge: Some("speakers".into()), invite: true, identity_server: None }
     }
 }
 

@@ -9,7 +9,7 @@ use stagehand::config::Config;
 use stagehand::load::{LoadRequest, load};
 use stagehand::matrix::attendance;
 use stagehand::matrix::client::{Credentials, Homeserver};
-use stagehand::matrix::reconcile::{Options, Report, Status, reconcile};
+use stagehand::matrix::reconcile::{Options, Report, Scope, Status, reconcile};
 use stagehand::plan;
 use stagehand::plan::widgets::WidgetContext;
 use stagehand::schedule::{Format, Parsed, diff};
@@ -49,6 +49,21 @@ enum Command {
         /// Homeserver URL; defaults to homeserver.url from the config.
         #[arg(long)]
         homeserver: Option<String>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invite the people the schedule puts in each existing room (by Matrix ID, or by e-mail through the identity
+    /// server), set their power, withdraw what the schedule no longer wants. Builds nothing; `apply` does this too.
+    Invite {
+        #[command(flatten)]
+        input: Input,
+        /// Homeserver URL; defaults to homeserver.url from the config.
+        #[arg(long)]
+        homeserver: Option<String>,
+        /// Say what would be sent, send nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -196,7 +211,7 @@ async fn load_with_config(input: &Input) -> anyhow::Result<(Parsed, Config)> {
 }
 
 /// `plan --homeserver` (dry run) and `apply`: load, plan, reconcile, report.
-async fn build(input: &Input, url: &str, json: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
+async fn build(input: &Input, url: &str, json: bool, dry_run: bool, scope: Scope) -> anyhow::Result<ExitCode> {
     let (parsed, config) = load_with_config(input).await?;
     if !dry_run && parsed.errors().count() > 0 {
         bail!("the schedule has errors (see above); fix them before building");
@@ -205,6 +220,10 @@ async fn build(input: &Input, url: &str, json: bool, dry_run: bool) -> anyhow::R
     let p = plan::plan(&parsed.conference, &config);
     let hs = connect(&url, &config).await?;
     let mut opts = options(&config, dry_run);
+    opts.scope = scope;
+    if scope == Scope::Members {
+        opts.invite = true;
+    }
     if config.widgets.enabled {
         opts.widgets = Some(WidgetContext {
             conference: config.conference.id.clone(),
@@ -296,6 +315,8 @@ fn options(config: &Config, dry_run: bool) -> Options {
         widgets: None,
         invite: config.people.invite,
         max_cancel: None,
+        identity_server: config.people.identity_server.clone(),
+        scope: Scope::All,
     }
 }
 
@@ -406,33 +427,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Plan { input, homeserver: Some(url), json } => build(&input, &url, json, true).await,
-        Command::Apply { input, homeserver, json } => build(&input, homeserver.as_deref().unwrap_or(""), json, false).await,
+        Command::Plan { input, homeserver: Some(url), json } => build(&input, &url, json, true, Scope::All).await,
+        Command::Apply { input, homeserver, json } => build(&input, homeserver.as_deref().unwrap_or(""), json, false, Scope::All).await,
+        Command::Invite { input, homeserver, dry_run, json } => {
+            build(&input, homeserver.as_deref().unwrap_or(""), json, dry_run, Scope::Members).await
+        }
         Command::Attendance { input, homeserver, csv } => {
             let (parsed, config) = load_with_config(&input).await?;
             let url = homeserver_url(homeserver.as_deref().unwrap_or(""), &config)?;
             let p = plan::plan(&parsed.conference, &config);
             let hs = connect(&url, &config).await?;
-            let membership = attendance::read(&hs, &p).await?;
-            let rows = attendance::rows(&p, &membership);
+            let seen = attendance::read(&hs, &p).await?;
+            let rows = attendance::rows(&p, &seen);
             if csv {
                 print!("{}", attendance::csv(&rows)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            for (room, joined, total, pct) in attendance::summarise(&rows, |r| r.room.as_str()) {
+            let line = |s: &attendance::Summary| {
+                format!(
+                    "{}/{} joined ({:.0}%), {} invited, {} e-mail invited, {} declined, {} not invited, {} uncontactable",
+                    s.joined,
+                    s.total,
+                    s.percent(s.joined),
+                    s.invited,
+                    s.email_invited,
+                    s.declined,
+                    s.not_invited,
+                    s.uncontactable
+                )
+            };
+            for s in attendance::summarise(&rows, |r| r.room.as_str()) {
                 let missing: Vec<String> = rows
                     .iter()
-                    .filter(|r| r.room == room && r.presence != attendance::Presence::Joined)
-                    .map(|r| format!("{} ({:?})", r.name, r.presence).to_lowercase())
+                    .filter(|r| r.room == s.group && r.presence != attendance::Presence::Joined)
+                    .map(|r| format!("{} ({})", r.name, r.presence.label()))
                     .collect();
-                println!("{room:<50} {joined}/{total} joined ({pct:.0}%){}", if missing.is_empty() { String::new() } else { format!(": missing {}", missing.join(", ")) });
+                println!("{:<50} {}{}", s.group, line(&s), if missing.is_empty() { String::new() } else { format!(": missing {}", missing.join(", ")) });
             }
-            for (track, joined, total, pct) in attendance::summarise(&rows, |r| r.track.as_str()) {
-                println!("track {track:<44} {joined}/{total} joined ({pct:.0}%)");
+            for s in attendance::summarise(&rows, |r| r.track.as_str()) {
+                println!("track {:<44} {}", s.group, line(&s));
             }
-            let all = attendance::summarise(&rows, |_| "all");
-            if let Some((_, j, t, pct)) = all.first() {
-                println!("all: {j}/{t} joined ({pct:.0}%)");
+            if let Some(s) = attendance::summarise(&rows, |_| "all").first() {
+                println!("all: {}", line(s));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -35,7 +35,7 @@ async fn bot(name: &str) -> (User, Homeserver) {
 }
 
 async fn build(hs: &Homeserver, plan: &Plan, version: &str) -> Report {
-    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: None }).await;
+    let report = reconcile(hs, plan, &Options { room_version: version.into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: None, identity_server: None, scope: Default::default() }).await;
     let failed: Vec<_> = report.objects.iter().filter(|o| matches!(o.status, Status::Failed { .. } | Status::Foreign { .. })).collect();
     assert!(failed.is_empty(), "{failed:?}");
     report
@@ -183,14 +183,14 @@ async fn dry_run_lists_what_would_change_and_writes_nothing() {
     let conf = example();
     let cfg = config("camp-dry", "12", "");
     let plan = plan::plan(&conf, &cfg);
-    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false, max_cancel: None }).await;
+    let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false, max_cancel: None, identity_server: None, scope: Default::default() }).await;
     assert_eq!((dry.created, dry.writes), (plan.rooms.len(), 0));
     build(&hs, &plan, "12").await;
     // Retitle a talk: the dry run shows exactly the fields that differ.
     let mut changed = conf.clone();
     changed.talks.iter_mut().find(|t| t.key == "rust-async").unwrap().title = "Async Rust, tears included".into();
     let plan2 = plan::plan(&changed, &cfg);
-    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false, max_cancel: None }).await;
+    let dry = reconcile(&hs, &plan2, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false, max_cancel: None, identity_server: None, scope: Default::default() }).await;
     let updated: Vec<_> = dry.objects.iter().filter(|o| matches!(o.status, Status::Update { .. })).collect();
     assert_eq!(updated.len(), 1, "{updated:?}");
     let Status::Update { changes } = &updated[0].status else { unreachable!() };
@@ -363,6 +363,8 @@ async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
         widgets: Some(widget_ctx("camp-widgets", &user.user_id)),
         invite: false,
         max_cancel: None,
+        identity_server: None,
+        scope: Default::default(),
     };
     let plan = plan::plan(&conf, &cfg);
     let first = reconcile(&hs, &plan, &opts).await;
@@ -462,7 +464,7 @@ async fn an_emptied_schedule_does_not_cancel_the_conference() {
     let mut empty = conf.clone();
     empty.talks.clear();
     let plan_empty = plan::plan(&empty, &cfg);
-    let opts = Options { room_version: "12".into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: Some(2) };
+    let opts = Options { room_version: "12".into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: Some(2), identity_server: None, scope: Default::default() };
     let report = reconcile(&hs, &plan_empty, &opts).await;
     assert_eq!(report.cancelled, 0, "{}", report.summary());
     assert!(report.failed >= 6, "each refused cancellation is reported: {}", report.summary());

@@ -109,7 +109,7 @@ async fn lost_answers_and_bad_gateways_end_in_exactly_the_planned_rooms() {
     let cfg = Config::parse("t.yaml", "conference: {id: camp-faults}\nhomeserver: {server_name: localhost, concurrency: 2}\n").unwrap().0;
     let plan = plan::plan(&conf, &cfg);
     let hs = Homeserver::connect(&url, &Credentials::AccessToken(user.token.clone())).await.unwrap();
-    let opts = Options { room_version: "12".into(), concurrency: 2, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: None };
+    let opts = Options { room_version: "12".into(), concurrency: 2, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: None, identity_server: None, scope: Default::default() };
     let report = reconcile(&hs, &plan, &opts).await;
     assert_eq!(report.failed, 0, "{}", report.summary());
     assert!(creates.load(Ordering::SeqCst) > plan.rooms.len(), "the faults made the bot retry");

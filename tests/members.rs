@@ -38,6 +38,11 @@ impl Cast {
 
     /// Writes schedule and config; `talks` is the YAML of the talks list.
     fn files(&self, talks: &str) -> std::path::PathBuf {
+        self.files_with(talks, "")
+    }
+
+    /// [`Self::files`] with more config lines (`people: {...}`).
+    fn files_with(&self, talks: &str, extra_config: &str) -> std::path::PathBuf {
         let id = |n: &str| self.id(n);
         let schedule = format!(
             "conference: {{id: {p}, title: Members test, timezone: Europe/Brussels}}\n\
@@ -63,7 +68,7 @@ impl Cast {
             self.dir.path(),
             "config.yaml",
             &format!(
-                "conference: {{id: {p}}}\nhomeserver: {{server_name: localhost}}\nschedule: {{source: {s:?}}}\n",
+                "conference: {{id: {p}}}\nhomeserver: {{server_name: localhost}}\nschedule: {{source: {s:?}}}\n{extra_config}",
                 p = self.prefix,
                 s = self.dir.path().join("schedule.yaml")
             ),
@@ -128,6 +133,11 @@ async fn invites_once_with_power_by_role_and_rerun_sends_none() {
     let report = cast.apply(&cfg);
     // t1: alice x2, bob, dave, carol = 5; t2: bob, carol = 2; backstage: carol, dave = 2; lounge: alice x2, bob = 3.
     assert_eq!(report["invites"], 12, "{report}");
+    // Erin has only an e-mail address and no identity server is configured: said, for each of her rooms.
+    assert_eq!(report["uncontactable"], 2, "{report}");
+    let erin: Vec<&Value> = report["memberships"].as_array().unwrap().iter().filter(|m| m["action"] == "uncontactable").collect();
+    assert!(erin.iter().all(|m| m["user_id"].as_str().unwrap().starts_with("Erin <e…@example.org>")), "{erin:?}");
+    assert!(erin[0]["error"].as_str().unwrap().contains("people.identity_server"), "{erin:?}");
     let t1 = cast.room("talk-t1").await;
     let t2 = cast.room("talk-t2").await;
     let backstage = cast.room("rust-backstage").await;
@@ -233,4 +243,49 @@ async fn killed_during_invites_resumes_without_duplicates() {
     }
     let again = cast.apply(&cfg);
     assert_eq!(again["invites"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_command_sends_what_apply_left_and_power_follows_the_config() {
+    let cast = Cast::new("mem4", &["alice", "alice2", "bob", "carol", "dave", "frank"]);
+    // Rooms first, invites later.
+    let cfg = cast.files_with(TALKS_V1, "people: {invite: false}\n");
+    let built = cast.apply(&cfg);
+    assert_eq!(built["invites"], 0, "{built}");
+    let t1 = cast.room("talk-t1").await;
+    assert_eq!(cast.members(&t1).await.len(), 1, "only the bot");
+    // Power is set either way.
+    assert_eq!(cast.power(&t1).await[cast.id("bob")], 50);
+    let dry: Value = serde_json::from_slice(&cast.stagehand(&["invite", "--dry-run", "--json"], &cfg).stdout).unwrap();
+    let planned = dry["memberships"].as_array().unwrap().iter().filter(|m| m["action"] == "invite").count();
+    assert_eq!((planned, dry["writes"].as_u64()), (12, Some(0)), "{dry}");
+    assert_eq!(cast.members(&t1).await.len(), 1, "a dry run sends nothing");
+    let sent: Value = serde_json::from_slice(&cast.stagehand(&["invite", "--json"], &cfg).stdout).unwrap();
+    assert_eq!(sent["invites"], 12, "{sent}");
+    assert_eq!(sent["rooms_created"], 0, "invite builds nothing: {sent}");
+    let again: Value = serde_json::from_slice(&cast.stagehand(&["invite", "--json"], &cfg).stdout).unwrap();
+    assert_eq!((again["invites"].as_u64(), again["writes"].as_u64()), (Some(0), Some(0)), "{again}");
+
+    // Dave is taken off t1 while invites are off: apply lowers his power but leaves his invite for later; the
+    // record keeps him, and the next `invite` withdraws it.
+    cast.files_with(&TALKS_V1.replace(", hosts: [dave]", ""), "people: {invite: false}\n");
+    cast.apply(&cfg);
+    assert!(cast.power(&t1).await.get(cast.id("dave")).is_none());
+    assert_eq!(cast.members(&t1).await[&cast.id("dave")], "invite");
+    let revoked: Value = serde_json::from_slice(&cast.stagehand(&["invite", "--json"], &cfg).stdout).unwrap();
+    assert!(revoked["memberships"].as_array().unwrap().iter().any(|m| m["action"] == "revoke" && m["user_id"] == cast.id("dave")), "{revoked}");
+    assert_eq!(cast.members(&t1).await[&cast.id("dave")], "leave");
+    let again: Value = serde_json::from_slice(&cast.stagehand(&["invite", "--json"], &cfg).stdout).unwrap();
+    assert_eq!(again["writes"], 0, "{again}");
+
+    // Speakers at power 0 by config: those who had 50 lose it; the coordinator keeps hers.
+    cast.files_with(&TALKS_V1.replace(", hosts: [dave]", ""), "people: {invite: false, speaker_power: 0}\n");
+    cast.apply(&cfg);
+    let p1 = cast.power(&t1).await;
+    for who in ["alice", "alice2", "bob"] {
+        assert!(p1.get(cast.id(who)).is_none(), "{who}: {p1}");
+    }
+    assert_eq!(p1[cast.id("carol")], 50, "{p1}");
+    let again = cast.apply(&cfg);
+    assert_eq!(again["writes"], 0, "{again}");
 }

@@ -1,26 +1,54 @@
-//! Attendance: for every planned member of every talk room and backstage, whether they joined, are invited, declined,
-//! or cannot be reached (no Matrix ID). Reads the live membership; the counting itself is pure.
+//! Attendance: for every planned member of every talk room and backstage, whether they joined, are invited,
+//! invited by e-mail, declined, or cannot be reached. Reads the live membership and Stagehand's managed records;
+//! the counting, the summaries and "who is missing before this talk" are pure.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::client::{Homeserver, MatrixError};
-use crate::plan::{ObjectKind, Plan};
+use super::people::{self, Managed};
+use crate::plan::members::PlannedMember;
+use crate::plan::{ObjectKind, Plan, PlannedRoom};
+use crate::schedule::model::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Joined,
     Invited,
+    /// Known only by e-mail; invited through the identity server, not taken up yet.
+    EmailInvited,
     /// Left or refused the invite.
     Declined,
     /// Has a Matrix ID but no invite yet (the build has not run, or it failed).
     NotInvited,
-    /// No Matrix ID; an e-mail address is known.
+    /// No Matrix ID; an e-mail address is known but no invite went out (no identity server configured).
     EmailOnly,
     /// Neither Matrix ID nor e-mail.
     Uncontactable,
+}
+
+impl Presence {
+    pub fn label(self) -> &'static str {
+        match self {
+            Presence::Joined => "joined",
+            Presence::Invited => "invited",
+            Presence::EmailInvited => "email_invited",
+            Presence::Declined => "declined",
+            Presence::NotInvited => "not_invited",
+            Presence::EmailOnly => "email_only",
+            Presence::Uncontactable => "uncontactable",
+        }
+    }
+}
+
+/// What one room looks like now: membership by Matrix ID, Stagehand's record, invites taken up since.
+#[derive(Debug, Clone, Default)]
+pub struct RoomSeen {
+    pub members: HashMap<String, String>,
+    pub managed: Managed,
+    pub taken: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,25 +63,49 @@ pub struct Row {
     pub presence: Presence,
 }
 
-/// One row per planned member of each talk room and backstage. `membership` maps room key to user to membership.
-pub fn rows(plan: &Plan, membership: &HashMap<String, HashMap<String, String>>) -> Vec<Row> {
+/// Presence of one planned member in a room.
+pub fn presence(m: &PlannedMember, seen: Option<&RoomSeen>) -> Presence {
+    if m.user_ids.is_empty() {
+        let invited = seen.is_some_and(|s| {
+            m.emails.iter().any(|e| s.managed.emails.get(&people::email_key(e)).is_some_and(|r| r.token.is_some()))
+        });
+        return match (invited, m.emails.is_empty()) {
+            (true, _) => Presence::EmailInvited,
+            (false, false) => Presence::EmailOnly,
+            (false, true) => Presence::Uncontactable,
+        };
+    }
+    let states: Vec<&str> = m.user_ids.iter().filter_map(|u| seen.and_then(|s| s.members.get(u)).map(String::as_str)).collect();
+    if states.contains(&"join") {
+        Presence::Joined
+    } else if states.contains(&"invite") {
+        Presence::Invited
+    } else if states.contains(&"leave") || states.contains(&"ban") {
+        Presence::Declined
+    } else {
+        Presence::NotInvited
+    }
+}
+
+/// The plan with the Matrix IDs that people known by e-mail turned out to have.
+pub fn linked(plan: &Plan, seen: &HashMap<String, RoomSeen>) -> Plan {
+    let links = people::links(seen.values().map(|s| (&s.managed, &s.taken)));
+    let mut out = plan.clone();
+    people::apply_links(&mut out, &links);
+    out
+}
+
+fn attended(room: &PlannedRoom) -> bool {
+    matches!(room.kind, ObjectKind::TalkRoom | ObjectKind::Backstage)
+}
+
+/// One row per planned member of each talk room and backstage.
+pub fn rows(plan: &Plan, seen: &HashMap<String, RoomSeen>) -> Vec<Row> {
+    let plan = linked(plan, seen);
     let mut out = Vec::new();
-    for room in plan.rooms.iter().filter(|r| matches!(r.kind, ObjectKind::TalkRoom | ObjectKind::Backstage)) {
-        let here = membership.get(&room.key);
+    for room in plan.rooms.iter().filter(|r| attended(r)) {
+        let here = seen.get(&room.key);
         for m in &room.members {
-            let states: Vec<&str> =
-                m.user_ids.iter().filter_map(|u| here.and_then(|h| h.get(u)).map(String::as_str)).collect();
-            let presence = if m.user_ids.is_empty() {
-                if m.emails.is_empty() { Presence::Uncontactable } else { Presence::EmailOnly }
-            } else if states.contains(&"join") {
-                Presence::Joined
-            } else if states.contains(&"invite") {
-                Presence::Invited
-            } else if states.contains(&"leave") || states.contains(&"ban") {
-                Presence::Declined
-            } else {
-                Presence::NotInvited
-            };
             out.push(Row {
                 track: room.track.clone().unwrap_or_default(),
                 room: room.key.clone(),
@@ -62,46 +114,89 @@ pub fn rows(plan: &Plan, membership: &HashMap<String, HashMap<String, String>>) 
                 name: m.name.clone(),
                 role: format!("{:?}", m.role).to_lowercase(),
                 user_ids: m.user_ids.join(" "),
-                presence,
+                presence: presence(m, here),
             });
         }
     }
     out
 }
 
-/// Per group (room or track): joined, total and the percentage joined.
-pub fn summarise<'a>(rows: &'a [Row], by: impl Fn(&'a Row) -> &'a str) -> Vec<(String, usize, usize, f64)> {
-    let mut groups: Vec<(String, usize, usize)> = Vec::new();
+/// The speakers of a talk room who have not joined it yet (for the reminders before the talk).
+pub fn missing_speakers<'a>(room: &'a PlannedRoom, seen: Option<&RoomSeen>) -> Vec<&'a PlannedMember> {
+    room.members.iter().filter(|m| m.role == Role::Speaker || m.role == Role::Host).filter(|m| presence(m, seen) != Presence::Joined).collect()
+}
+
+/// Counts of one group (a room, a track, everything).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub group: String,
+    pub total: usize,
+    pub joined: usize,
+    pub invited: usize,
+    pub email_invited: usize,
+    pub declined: usize,
+    /// Not invited (yet) by any means.
+    pub not_invited: usize,
+    /// No Matrix ID and no e-mail invite possible.
+    pub uncontactable: usize,
+}
+
+impl Summary {
+    pub fn percent(&self, n: usize) -> f64 {
+        if self.total == 0 { 0.0 } else { 100.0 * n as f64 / self.total as f64 }
+    }
+}
+
+/// Per group, in first-seen order.
+pub fn summarise<'a>(rows: &'a [Row], by: impl Fn(&'a Row) -> &'a str) -> Vec<Summary> {
+    let mut groups: Vec<Summary> = Vec::new();
     for r in rows {
         let key = by(r);
-        let i = match groups.iter().position(|g| g.0 == key) {
+        let i = match groups.iter().position(|g| g.group == key) {
             Some(i) => i,
             None => {
-                groups.push((key.to_string(), 0, 0));
+                groups.push(Summary {
+                    group: key.to_string(),
+                    total: 0,
+                    joined: 0,
+                    invited: 0,
+                    email_invited: 0,
+                    declined: 0,
+                    not_invited: 0,
+                    uncontactable: 0,
+                });
                 groups.len() - 1
             }
         };
-        groups[i].2 += 1;
-        if r.presence == Presence::Joined {
-            groups[i].1 += 1;
+        let g = &mut groups[i];
+        g.total += 1;
+        match r.presence {
+            Presence::Joined => g.joined += 1,
+            Presence::Invited => g.invited += 1,
+            Presence::EmailInvited => g.email_invited += 1,
+            Presence::Declined => g.declined += 1,
+            Presence::NotInvited => g.not_invited += 1,
+            Presence::EmailOnly | Presence::Uncontactable => g.uncontactable += 1,
         }
     }
-    groups.into_iter().map(|(k, j, t)| (k, j, t, if t == 0 { 0.0 } else { 100.0 * j as f64 / t as f64 })).collect()
+    groups
 }
 
-/// Reads the membership of every talk room and backstage of the plan.
-pub async fn read(hs: &Homeserver, plan: &Plan) -> Result<HashMap<String, HashMap<String, String>>, MatrixError> {
+/// Reads the membership and records of every talk room and backstage of the plan.
+pub async fn read(hs: &Homeserver, plan: &Plan) -> Result<HashMap<String, RoomSeen>, MatrixError> {
     let mut out = HashMap::new();
-    for room in plan.rooms.iter().filter(|r| matches!(r.kind, ObjectKind::TalkRoom | ObjectKind::Backstage)) {
+    for room in plan.rooms.iter().filter(|r| attended(r)) {
         let Some(room_id) = hs.resolve_alias(&room.alias).await? else { continue };
-        let members: HashMap<String, String> = hs
-            .room_state(&room_id)
-            .await?
-            .into_iter()
-            .filter(|(t, _, _)| t == "m.room.member")
-            .filter_map(|(_, user, content)| Some((user, content["membership"].as_str()?.to_string())))
+        let events = hs.room_state(&room_id).await?;
+        let members: HashMap<String, String> = events
+            .iter()
+            .filter(|e| e.event_type == "m.room.member")
+            .filter_map(|e| Some((e.state_key.clone(), e.content["membership"].as_str()?.to_string())))
             .collect();
-        out.insert(room.key.clone(), members);
+        let state = events.iter().map(|e| ((e.event_type.clone(), e.state_key.clone()), e.content.clone())).collect();
+        let managed = Managed::from_state(&state);
+        let taken = people::taken_up(hs, &room_id, &events, &managed).await;
+        out.insert(room.key.clone(), RoomSeen { members, managed, taken });
     }
     Ok(out)
 }
@@ -111,9 +206,63 @@ pub fn csv(rows: &[Row]) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["track", "room", "room_name", "person", "name", "role", "user_ids", "presence"])?;
     for r in rows {
-        let presence = serde_json::to_value(r.presence).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        w.write_record([&r.track, &r.room, &r.room_name, &r.person, &r.name, &r.role, &r.user_ids, &presence])?;
+        w.write_record([&r.track, &r.room, &r.room_name, &r.person, &r.name, &r.role, &r.user_ids, r.presence.label()])?;
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::members::PlannedMember;
+
+    fn member(name: &str, role: Role, ids: &[&str], emails: &[&str]) -> PlannedMember {
+        PlannedMember {
+            person: name.to_lowercase(),
+            name: name.into(),
+            role,
+            power: 0,
+            user_ids: ids.iter().map(|s| s.to_string()).collect(),
+            emails: emails.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn presence_covers_every_way_of_being_reached() {
+        let mut seen = RoomSeen::default();
+        seen.members.insert("@a:x".into(), "join".into());
+        seen.members.insert("@b:x".into(), "invite".into());
+        seen.members.insert("@c:x".into(), "leave".into());
+        seen.managed.emails.insert(people::email_key("e@x.org"), people::EmailRecord { token: Some("t".into()), user_id: None });
+        let p = |m: PlannedMember| presence(&m, Some(&seen));
+        assert_eq!(p(member("A", Role::Speaker, &["@z:x", "@a:x"], &[])), Presence::Joined);
+        assert_eq!(p(member("B", Role::Speaker, &["@b:x"], &[])), Presence::Invited);
+        assert_eq!(p(member("C", Role::Speaker, &["@c:x"], &[])), Presence::Declined);
+        assert_eq!(p(member("D", Role::Speaker, &["@d:x"], &[])), Presence::NotInvited);
+        assert_eq!(p(member("E", Role::Speaker, &[], &["E@x.org"])), Presence::EmailInvited);
+        assert_eq!(p(member("F", Role::Speaker, &[], &["f@x.org"])), Presence::EmailOnly);
+        assert_eq!(p(member("G", Role::Speaker, &[], &[])), Presence::Uncontactable);
+    }
+
+    #[test]
+    fn summaries_count_each_presence_once() {
+        let row = |room: &str, presence| Row {
+            track: "t".into(),
+            room: room.into(),
+            room_name: String::new(),
+            person: String::new(),
+            name: String::new(),
+            role: "speaker".into(),
+            user_ids: String::new(),
+            presence,
+        };
+        let rows = vec![row("r1", Presence::Joined), row("r1", Presence::EmailInvited), row("r2", Presence::Uncontactable), row("r2", Presence::Joined)];
+        let by_room = summarise(&rows, |r| r.room.as_str());
+        assert_eq!(by_room.len(), 2);
+        assert_eq!((by_room[0].joined, by_room[0].email_invited, by_room[0].total), (1, 1, 2));
+        assert_eq!((by_room[1].joined, by_room[1].uncontactable), (1, 1));
+        let all = summarise(&rows, |_| "all");
+        assert_eq!(all[0].percent(all[0].joined), 50.0);
+    }
 }

@@ -15,11 +15,41 @@ use matrix_sdk::ruma::api::client::{alias, room, state};
 use matrix_sdk::ruma::api::error::{ErrorKind, LimitExceededErrorData, RetryAfter};
 use matrix_sdk::ruma::events::{AnyInitialStateEvent, AnyStateEventContent, StateEventType};
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomVersionId};
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomVersionId};
 use matrix_sdk::{Client, HttpError, SessionMeta};
 use serde_json::Value;
 
 use crate::plan::state::StateItem;
+
+/// One state event as the homeserver returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateEvent {
+    pub event_type: String,
+    pub state_key: String,
+    pub content: Value,
+    pub sender: String,
+    pub event_id: String,
+    /// The content this event replaced, when the server says (`unsigned.prev_content`).
+    pub prev_content: Option<Value>,
+    /// The id of the event this one replaced (`unsigned.replaces_state`).
+    pub replaces_state: Option<String>,
+}
+
+impl StateEvent {
+    pub fn from_json(v: &Value) -> Option<StateEvent> {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let unsigned = v.get("unsigned");
+        Some(StateEvent {
+            event_type: text("type")?,
+            state_key: text("state_key")?,
+            content: v.get("content").cloned().unwrap_or(Value::Null),
+            sender: text("sender").unwrap_or_default(),
+            event_id: text("event_id").unwrap_or_default(),
+            prev_content: unsigned.and_then(|u| u.get("prev_content")).or_else(|| v.get("prev_content")).cloned(),
+            replaces_state: unsigned.and_then(|u| u.get("replaces_state")).and_then(Value::as_str).map(str::to_string),
+        })
+    }
+}
 
 /// How Stagehand authenticates.
 #[derive(Debug, Clone)]
@@ -280,23 +310,43 @@ impl Homeserver {
         }
     }
 
-    /// The room's full current state as (type, state key, content, event id).
-    pub async fn room_state(&self, room_id: &str) -> Result<Vec<(String, String, Value)>, MatrixError> {
+    /// The room's full current state.
+    pub async fn room_state(&self, room_id: &str) -> Result<Vec<StateEvent>, MatrixError> {
         let id = room_id_of(room_id)?;
         let what = format!("read the state of {room_id}");
         let resp = self.call(&what, false, || self.client.send(state::get_state_events::v3::Request::new(id.clone())).into_future()).await?;
         let mut out = Vec::with_capacity(resp.room_state.len());
         for raw in resp.room_state {
-            let v: Value = match raw.deserialize_as_unchecked::<Value>() {
-                Ok(v) => v,
-                Err(_) => continue,
-            };
-            let (Some(t), Some(k)) = (v.get("type").and_then(Value::as_str), v.get("state_key").and_then(Value::as_str)) else {
-                continue;
-            };
-            out.push((t.to_string(), k.to_string(), v.get("content").cloned().unwrap_or(Value::Null)));
+            let Ok(v) = raw.deserialize_as_unchecked::<Value>() else { continue };
+            if let Some(e) = StateEvent::from_json(&v) {
+                out.push(e);
+            }
         }
         Ok(out)
+    }
+
+    /// One event of a room, as JSON (for the membership an event replaced).
+    pub async fn event(&self, room_id: &str, event_id: &str) -> Result<Value, MatrixError> {
+        let id = room_id_of(room_id)?;
+        let event = OwnedEventId::try_from(event_id).map_err(|e| MatrixError::Setup(format!("event id {event_id}: {e}")))?;
+        let what = format!("read event {event_id} of {room_id}");
+        let resp = self
+            .call(&what, false, || self.client.send(room::get_room_event::v3::Request::new(id.clone(), event.clone())).into_future())
+            .await?;
+        resp.event.deserialize_as_unchecked::<Value>().map_err(|e| MatrixError::Transport { what, message: e.to_string() })
+    }
+
+    /// An OpenID token proving to a third party (the identity server) that we are this user.
+    pub async fn openid_token(&self) -> Result<Value, MatrixError> {
+        use matrix_sdk::ruma::api::client::account::request_openid_token::v3 as openid;
+        let user = OwnedUserId::try_from(self.user_id.as_str()).map_err(|e| MatrixError::Setup(format!("user id {}: {e}", self.user_id)))?;
+        let resp = self.call("request an OpenID token", false, || self.client.send(openid::Request::new(user.clone())).into_future()).await?;
+        Ok(serde_json::json!({
+            "access_token": resp.access_token,
+            "token_type": "Bearer",
+            "matrix_server_name": resp.matrix_server_name.to_string(),
+            "expires_in": resp.expires_in.as_secs(),
+        }))
     }
 
     /// Creates a room with everything that can go into `createRoom`. Returns the room id.
@@ -351,6 +401,27 @@ impl Homeserver {
         let user = OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))?;
         let request = invite::Request::new(id, invite::InvitationRecipient::UserId(invite::InviteUserId::new(user)));
         let what = format!("invite {user_id} to {room_id}");
+        self.call_with(&what, true, 0, || self.client.send(request.clone()).into_future()).await?;
+        self.counters.invites.fetch_add(1, Ordering::Relaxed);
+        self.test_point("invite").await;
+        Ok(())
+    }
+
+    /// Invites an e-mail address through the identity server (the homeserver looks it up and, if nobody has bound
+    /// it yet, has the identity server store the invite and mail it; the room gets an `m.room.third_party_invite`).
+    pub async fn invite_email(&self, room_id: &str, id_server: &str, id_access_token: &str, address: &str) -> Result<(), MatrixError> {
+        use matrix_sdk::ruma::api::client::membership::{Invite3pid, Invite3pidInit, invite_user::v3 as invite};
+        use matrix_sdk::ruma::thirdparty::Medium;
+        let id = room_id_of(room_id)?;
+        let recipient: Invite3pid = Invite3pidInit {
+            id_server: id_server.to_string(),
+            id_access_token: id_access_token.to_string(),
+            medium: Medium::Email,
+            address: address.to_string(),
+        }
+        .into();
+        let request = invite::Request::new(id, invite::InvitationRecipient::ThirdPartyId(recipient));
+        let what = format!("invite an e-mail address to {room_id}");
         self.call_with(&what, true, 0, || self.client.send(request.clone()).into_future()).await?;
         self.counters.invites.fetch_add(1, Ordering::Relaxed);
         self.test_point("invite").await;

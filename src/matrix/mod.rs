@@ -3,4 +3,5 @@
 
 pub mod attendance;
 pub mod client;
+pub mod people;
 pub mod reconcile;

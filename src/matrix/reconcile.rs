@@ -10,7 +10,7 @@
 //! A second run with no schedule change reads and writes nothing else. Failures are collected per object; the run
 //! goes on and ends with a summary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,11 +21,23 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::client::{Counters, Homeserver, MatrixError};
+use super::people::{self, EmailRecord, IdentityServer, Managed, THIRD_PARTY_INVITE};
+use crate::config::IdentityServerConfig;
 use crate::plan::state::{self, LOCATOR, MANAGED, StateItem};
 use crate::plan::widgets::{self, WidgetContext};
 use crate::plan::{Plan, PlannedRoom};
 
 type StateMap = HashMap<(String, String), Value>;
+
+/// What a run touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Rooms, spaces, widgets, memberships: everything.
+    #[default]
+    All,
+    /// Only power levels, the managed record and invites of rooms that exist (`stagehand invite`).
+    Members,
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -41,6 +53,9 @@ pub struct Options {
     pub invite: bool,
     /// Most rooms one run may cancel (default: a fifth of the talk rooms, at least 10).
     pub max_cancel: Option<usize>,
+    /// Where e-mail invites go; people with only an e-mail address are reported uncontactable without it.
+    pub identity_server: Option<IdentityServerConfig>,
+    pub scope: Scope,
 }
 
 /// A change to one state event.
@@ -80,7 +95,9 @@ pub struct MemberAction {
     pub room: String,
     pub user_id: String,
     /// `invite`, `revoke` (an invite withdrawn), `remove` (a member kicked, only with people.kick_removed),
-    /// `declined` (left or refused an invite: not invited again), `failed`.
+    /// `declined` (left or refused an invite: not invited again), `email_invite`, `email_revoke`,
+    /// `uncontactable` (no Matrix ID, and no identity server to invite the e-mail address), `failed`.
+    /// For e-mail invites `user_id` is the person's name and a masked address.
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -91,6 +108,8 @@ pub struct Report {
     /// Membership changes that failed (counted apart from objects).
     pub membership_failures: usize,
     pub invites: u64,
+    /// People in this run who could not be invited at all (no Matrix ID, no e-mail invite possible).
+    pub uncontactable: usize,
     pub memberships: Vec<MemberAction>,
     pub objects: Vec<ObjectReport>,
     pub created: usize,
@@ -112,7 +131,7 @@ pub struct Report {
 impl Report {
     pub fn summary(&self) -> String {
         format!(
-            "{} created, {} updated, {} unchanged, {} cancelled, {} failed; {} rooms and {} state events written, {} invites, {} membership failures, {} reads, {} rate-limit waits ({:.1} s), {:.1} s",
+            "{} created, {} updated, {} unchanged, {} cancelled, {} failed; {} rooms and {} state events written, {} invites, {} membership failures, {} uncontactable, {} reads, {} rate-limit waits ({:.1} s), {:.1} s",
             self.created,
             self.updated,
             self.unchanged,
@@ -122,6 +141,7 @@ impl Report {
             self.state_events,
             self.invites,
             self.membership_failures,
+            self.uncontactable,
             self.reads,
             self.rate_limited,
             self.rate_limited_seconds,
@@ -130,25 +150,25 @@ impl Report {
     }
 }
 
-/// Key under which the state map keeps the managed list as it was before this run (never sent).
-const PREVIOUS: &str = "stagehand.previous-managed";
-
-/// The users a room's managed list names.
-fn managed(state: &StateMap) -> Vec<String> {
-    state
-        .get(&(MANAGED.to_string(), String::new()))
-        .and_then(|m| m["users"].as_array())
-        .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
-
 struct Located {
     room_id: String,
     state: StateMap,
+    /// Third-party invite tokens taken up since the last run: token -> Matrix ID.
+    taken: HashMap<String, String>,
 }
 
-fn to_map(state: Vec<(String, String, Value)>) -> StateMap {
-    state.into_iter().map(|(t, k, c)| ((t, k), c)).collect()
+/// A room after its own state was brought to the plan; its managed record is written at the end of the run.
+struct Current {
+    room_id: String,
+    state: StateMap,
+    /// The managed record as it was before this run.
+    previous: Managed,
+    /// Whether every change to the room went through (otherwise its record is left as it was).
+    ok: bool,
+}
+
+fn to_map(state: &[super::client::StateEvent]) -> StateMap {
+    state.iter().map(|e| ((e.event_type.clone(), e.state_key.clone()), e.content.clone())).collect()
 }
 
 /// Exact comparison for relations and the locator; subset comparison for the rest.
@@ -243,17 +263,33 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
             progress.step("locate");
         }
     }
+    // People known only by e-mail who took an invite up: from now on their Matrix ID counts like one from the
+    // schedule (power, attendance, invites to other rooms).
+    let records: Vec<(Managed, &HashMap<String, String>)> = located
+        .values()
+        .filter_map(|l| l.as_ref().ok().and_then(Option::as_ref))
+        .map(|l| (Managed::from_state(&l.state), &l.taken))
+        .collect();
+    let links = people::links(records.iter().map(|(m, t)| (m, *t)));
+    let mut linked = plan.clone();
+    people::apply_links(&mut linked, &links);
+    let plan = &linked;
 
     // 2. Create or update, top-down so parents have ids before their children.
     let mut ids: HashMap<String, String> = HashMap::new();
-    let mut states: HashMap<String, StateMap> = HashMap::new();
+    let mut states: HashMap<String, Current> = HashMap::new();
     let mut reports: HashMap<String, ObjectReport> = HashMap::new();
     let depth = depths(plan);
     let max_depth = depth.values().copied().max().unwrap_or(0);
     for level in 0..=max_depth {
         let mut set = JoinSet::new();
         for room in plan.rooms.iter().filter(|r| depth.get(r.key.as_str()) == Some(&level)) {
-            let found = located.remove(&room.key).unwrap_or(Ok(None));
+            let found = match located.remove(&room.key).unwrap_or(Ok(None)) {
+                Ok(None) if opts.scope == Scope::Members => {
+                    Err(Status::Failed { error: format!("{} does not exist yet; run `stagehand apply` first", room.alias) })
+                }
+                found => found,
+            };
             let parent_id = room.parent.as_ref().and_then(|p| ids.get(p).cloned());
             let (hs, sem, room, opts, conference) = (hs.clone(), sem.clone(), room.clone(), opts.clone(), conference.clone());
             set.spawn(async move {
@@ -263,9 +299,9 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         }
         while let Some(joined) = set.join_next().await {
             let Ok((report, state)) = joined else { continue };
-            if let (Some(id), Some(state)) = (&report.room_id, state) {
+            if let (Some(id), Some(current)) = (&report.room_id, state) {
                 ids.insert(report.key.clone(), id.clone());
-                states.insert(report.key.clone(), state);
+                states.insert(report.key.clone(), current);
             }
             reports.insert(report.key.clone(), report);
             progress.step("build");
@@ -275,8 +311,8 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     // 3. Space children; 4. rooms no longer planned.
     let planned_ids: HashMap<&str, &str> = ids.iter().map(|(k, v)| (v.as_str(), k.as_str())).collect();
     let mut dropped: Vec<String> = Vec::new();
-    for space in plan.rooms.iter().filter(|r| r.kind.is_space()) {
-        let (Some(space_id), Some(current)) = (ids.get(&space.key), states.get(&space.key)) else { continue };
+    for space in plan.rooms.iter().filter(|r| r.kind.is_space() && opts.scope == Scope::All) {
+        let (Some(space_id), Some(current)) = (ids.get(&space.key), states.get(&space.key).map(|c| &c.state)) else { continue };
         let mut changes = Vec::new();
         let mut wanted: Vec<String> = Vec::new();
         for child in plan.children(&space.key) {
@@ -325,7 +361,23 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     for room_id in dropped {
         cancelled.push(retire(hs, &conference, plan, &room_id, opts.dry_run).await);
     }
-    let memberships = if opts.invite { memberships(hs, plan, &ids, &states, opts, &sem).await } else { Vec::new() };
+    // 5. Memberships, then each room's managed record (last: a failed removal stays on record for the next run).
+    let outcome = memberships(hs, plan, &states, opts, &sem).await;
+    for room in plan.rooms.iter() {
+        let Some(current) = states.get(&room.key).filter(|c| c.ok) else { continue };
+        let record = record_of(room, current, &outcome, &links);
+        let item = StateItem::new(MANAGED, "", record.to_content());
+        let cur = current.state.get(&(MANAGED.to_string(), String::new()));
+        if satisfied(&item, cur) || !matches!(room.kind, crate::plan::ObjectKind::TalkRoom | crate::plan::ObjectKind::Backstage | crate::plan::ObjectKind::Support) {
+            continue;
+        }
+        let changes = vec![(item, cur.cloned())];
+        let result = apply_changes(hs, &current.room_id, &changes, opts.dry_run).await;
+        if let Some(report) = reports.get_mut(&room.key) {
+            merge_status(report, &changes, result);
+        }
+    }
+    let memberships = outcome.actions;
     progress.finish();
 
     let mut objects: Vec<ObjectReport> =
@@ -336,6 +388,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let count = |f: fn(&Status) -> bool| objects.iter().filter(|o| f(&o.status)).count();
     Report {
         membership_failures: memberships.iter().filter(|m| m.action == "failed").count(),
+        uncontactable: memberships.iter().filter(|m| m.action == "uncontactable").count(),
         invites: delta(7),
         memberships,
         created: count(|s| matches!(s, Status::Create)),
@@ -360,7 +413,8 @@ async fn locate(hs: &Homeserver, conference: &str, room: &PlannedRoom) -> Result
     let Some(room_id) = hs.resolve_alias(&room.alias).await.map_err(failed)? else {
         return Ok(None);
     };
-    let state = to_map(hs.room_state(&room_id).await.map_err(failed)?);
+    let events = hs.room_state(&room_id).await.map_err(failed)?;
+    let state = to_map(&events);
     let locator = state.get(&(LOCATOR.to_string(), String::new()));
     let ours = locator.is_some_and(|l| l["conference"] == conference && l["key"] == room.key.as_str());
     if !ours {
@@ -370,7 +424,8 @@ async fn locate(hs: &Homeserver, conference: &str, room: &PlannedRoom) -> Result
         };
         return Err(Status::Foreign { reason });
     }
-    Ok(Some(Located { room_id, state }))
+    let taken = people::taken_up(hs, &room_id, &events, &Managed::from_state(&state)).await;
+    Ok(Some(Located { room_id, state, taken }))
 }
 
 /// Everything a room should carry, but its space children.
@@ -398,10 +453,14 @@ async fn ensure(
     found: Result<Option<Located>, Status>,
     parent_id: Option<String>,
     opts: &Options,
-) -> (ObjectReport, Option<StateMap>) {
+) -> (ObjectReport, Option<Current>) {
     let alias_local = room.alias.trim_start_matches('#').split(':').next().unwrap_or_default().to_string();
     let report = |room_id: Option<String>, status| ObjectReport { key: room.key.clone(), alias: room.alias.clone(), room_id, status };
-    let (items, pl) = desired(conference, room, parent_id.as_deref(), hs, opts);
+    let (mut items, pl) = desired(conference, room, parent_id.as_deref(), hs, opts);
+    let all = opts.scope == Scope::All;
+    if !all {
+        items.clear();
+    }
     let located = match found {
         Err(status) => return (report(None, status), None),
         Ok(Some(l)) => l,
@@ -412,7 +471,8 @@ async fn ensure(
                     tracing::debug!(room = %room.key, room_id = %room_id, "created");
                     let mut state: StateMap = items.iter().map(|i| ((i.event_type.clone(), i.state_key.clone()), i.content.clone())).collect();
                     state.insert(("m.room.power_levels".into(), String::new()), pl);
-                    return (report(Some(room_id), Status::Create), Some(state));
+                    let previous = Managed::from_state(&state);
+                    return (report(Some(room_id.clone()), Status::Create), Some(Current { room_id, state, previous, ok: true }));
                 }
                 // Created by an earlier run that did not live to see the answer: adopt it.
                 Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => match locate(hs, conference, room).await {
@@ -424,14 +484,13 @@ async fn ensure(
             }
         }
     };
-    let Located { room_id, mut state } = located;
-    // Remember whom we managed before this run, for the membership phase.
-    let previous = managed(&state);
-    state.insert((PREVIOUS.into(), String::new()), json!({ "users": previous }));
+    let Located { room_id, mut state, .. } = located;
+    let previous = Managed::from_state(&state);
     let mut changes: Vec<(StateItem, Option<Value>)> = Vec::new();
     let planned_widgets: Vec<String> = items.iter().filter(|i| i.event_type == widgets::WIDGET).map(|i| i.state_key.clone()).collect();
     let items_keys: Vec<&str> = planned_widgets.iter().map(String::as_str).collect();
-    for item in items {
+    // The managed record is written after the memberships, at the end of the run.
+    for item in items.into_iter().filter(|i| i.event_type != MANAGED) {
         let cur = state.get(&(item.event_type.clone(), item.state_key.clone()));
         if !satisfied(&item, cur) {
             changes.push((item, cur.cloned()));
@@ -450,12 +509,19 @@ async fn ensure(
     };
     let pl_key = ("m.room.power_levels".to_string(), String::new());
     let cur_pl = state.get(&pl_key);
-    // People Stagehand empowered earlier whom the plan no longer names lose their power.
-    let stale: Vec<String> = managed(&state)
-        .into_iter()
-        .filter(|u| !state::member_ids(room).contains(u) && *u != hs.user_id)
-        .filter(|u| cur_pl.and_then(|p| p["users"].get(u)).is_some())
+    // People Stagehand empowered earlier whom the plan no longer names, or names at no power, lose their power.
+    let planned_users = &pl["users"];
+    let users_default = cur_pl.and_then(|p| p["users_default"].as_i64()).unwrap_or(0);
+    let mut stale: Vec<String> = previous
+        .users
+        .iter()
+        .cloned()
+        .chain(state::member_ids(room))
+        .filter(|u| *u != hs.user_id && planned_users.get(u).is_none())
+        .filter(|u| cur_pl.and_then(|p| p["users"].get(u)).and_then(Value::as_i64).is_some_and(|level| level > users_default))
         .collect();
+    stale.sort();
+    stale.dedup();
     if !state::satisfies(&pl, cur_pl) || !stale.is_empty() {
         let mut content = state::content_to_send("m.room.power_levels", &pl, cur_pl);
         if let Some(users) = content.get_mut("users").and_then(Value::as_object_mut) {
@@ -466,7 +532,7 @@ async fn ensure(
         changes.push((StateItem::new("m.room.power_levels", "", content), cur_pl.cloned()));
     }
     // Our widgets the plan no longer holds (a livestream switched off, widgets disabled).
-    for ((t, k), content) in &state {
+    for ((t, k), content) in state.iter().filter(|_| all) {
         if t == widgets::WIDGET
             && k.starts_with(widgets::ID_PREFIX)
             && !items_keys.contains(&k.as_str())
@@ -477,30 +543,32 @@ async fn ensure(
     }
     // A layout without planned widgets (widgets switched off).
     let layout_key = (widgets::LAYOUT.to_string(), String::new());
-    if items_keys.is_empty()
+    if all
+        && items_keys.is_empty()
         && let Some(layout) = state.get(&layout_key).filter(|c| c.as_object().is_some_and(|o| !o.is_empty()))
     {
         changes.push((state::removed(widgets::LAYOUT, ""), Some(layout.clone())));
     }
     // A parent the plan no longer names (the talk moved to another space).
-    for ((t, k), content) in &state {
+    for ((t, k), content) in state.iter().filter(|_| all) {
         let parent_unknown = room.parent.is_some() && parent_id.is_none();
         if !parent_unknown && t == "m.space.parent" && Some(k) != parent_id.as_ref() && content.as_object().is_some_and(|o| !o.is_empty()) {
             changes.push((state::removed("m.space.parent", k), Some(content.clone())));
         }
     }
     if changes.is_empty() {
-        return (report(Some(room_id), Status::Unchanged), Some(state));
+        return (report(Some(room_id.clone()), Status::Unchanged), Some(Current { room_id, state, previous, ok: true }));
     }
-    // The managed list goes last: if a power change before it fails, the next run still knows whom to lower.
-    changes.sort_by_key(|(item, _)| item.event_type == MANAGED);
     let result = apply_changes(hs, &room_id, &changes, opts.dry_run).await;
-    for (item, _) in &changes {
-        state.insert((item.event_type.clone(), item.state_key.clone()), item.content.clone());
+    let ok = result.is_ok();
+    if ok {
+        for (item, _) in &changes {
+            state.insert((item.event_type.clone(), item.state_key.clone()), item.content.clone());
+        }
     }
-    let mut r = report(Some(room_id), Status::Unchanged);
+    let mut r = report(Some(room_id.clone()), Status::Unchanged);
     merge_status(&mut r, &changes, result);
-    (r, Some(state))
+    (r, Some(Current { room_id, state, previous, ok }))
 }
 
 async fn apply_changes(hs: &Homeserver, room_id: &str, changes: &[(StateItem, Option<Value>)], dry_run: bool) -> Result<(), MatrixError> {
@@ -540,7 +608,7 @@ fn merge_status(report: &mut ObjectReport, changes: &[(StateItem, Option<Value>)
 /// link. Never deleted: its history stays readable for those in it.
 async fn retire(hs: &Homeserver, conference: &str, plan: &Plan, room_id: &str, dry_run: bool) -> Option<ObjectReport> {
     let state = match hs.room_state(room_id).await {
-        Ok(s) => to_map(s),
+        Ok(s) => to_map(&s),
         Err(e) => {
             tracing::warn!(room_id, error = %e, "cannot read a room taken out of its space");
             return None;
@@ -611,88 +679,163 @@ fn membership_of<'a>(state: &'a StateMap, user: &str) -> Option<&'a str> {
     state.get(&("m.room.member".to_string(), user.to_string())).and_then(|m| m["membership"].as_str())
 }
 
-/// Invites the planned members who are not in (or invited to) their rooms, and withdraws what the schedule no
-/// longer wants. Restart-safe: an invite already sent shows in the room's state, and is not sent again.
-async fn memberships(
-    hs: &Homeserver,
-    plan: &Plan,
-    ids: &HashMap<String, String>,
-    states: &HashMap<String, StateMap>,
-    opts: &Options,
-    sem: &Arc<Semaphore>,
-) -> Vec<MemberAction> {
-    let mut work: Vec<(String, String, String, &'static str)> = Vec::new();
-    let mut actions = Vec::new();
+/// What the membership phase did, for the managed records.
+#[derive(Default)]
+struct Outcome {
+    actions: Vec<MemberAction>,
+    /// New e-mail invites: room key -> (e-mail key, token).
+    tokens: HashMap<String, Vec<(String, String)>>,
+    /// Removals not done (failed, or invites off): (room key, Matrix ID or e-mail key) stay on record.
+    pending: HashSet<(String, String)>,
+}
+
+/// One membership change to make.
+struct Work {
+    room: String,
+    room_id: String,
+    user_id: String,
+    action: &'static str,
+}
+
+/// One e-mail invite to send.
+struct EmailWork {
+    key: String,
+    address: String,
+    name: String,
+}
+
+fn label(name: &str, address: &str) -> String {
+    format!("{name} <{}>", people::masked(address))
+}
+
+/// Invites the planned members who are not in (or invited to) their rooms, by Matrix ID or, for people with only
+/// an e-mail address, through the identity server; withdraws what the schedule no longer wants. Restart-safe: an
+/// invite already sent shows in the room's state or record, and is not sent again.
+async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Current>, opts: &Options, sem: &Arc<Semaphore>) -> Outcome {
+    let mut out = Outcome::default();
+    let mut work: Vec<Work> = Vec::new();
+    let mut email_work: BTreeMap<String, (String, Vec<EmailWork>)> = BTreeMap::new();
+    let mut email_revokes: Vec<(String, String, String, String)> = Vec::new();
     for room in &plan.rooms {
-        let (Some(room_id), Some(state)) = (ids.get(&room.key), states.get(&room.key)) else { continue };
-        let previous: Vec<String> = state
-            .get(&(PREVIOUS.to_string(), String::new()))
-            .and_then(|m| m["users"].as_array())
-            .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
+        let Some(current) = states.get(&room.key) else { continue };
+        let (room_id, state, previous) = (&current.room_id, &current.state, &current.previous);
         let desired = state::member_ids(room);
         for uid in &desired {
             match membership_of(state, uid) {
                 Some("join" | "invite" | "ban") => {}
                 // They left or refused after our invite: their choice stands.
-                Some("leave") if previous.contains(uid) => actions.push(MemberAction {
+                Some("leave") if previous.users.contains(uid) => out.actions.push(MemberAction {
                     room: room.key.clone(),
                     user_id: uid.clone(),
                     action: "declined".into(),
                     error: None,
                 }),
-                _ => work.push((room.key.clone(), room_id.clone(), uid.clone(), "invite")),
+                _ => work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "invite" }),
             }
         }
-        for uid in previous.iter().filter(|u| !desired.contains(u) && **u != hs.user_id) {
+        for uid in previous.users.iter().filter(|u| !desired.contains(u) && **u != hs.user_id) {
             match membership_of(state, uid) {
-                Some("invite") => work.push((room.key.clone(), room_id.clone(), uid.clone(), "revoke")),
-                Some("join") if opts.kick_removed => work.push((room.key.clone(), room_id.clone(), uid.clone(), "remove")),
+                Some("invite") => work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "revoke" }),
+                Some("join") if opts.kick_removed => {
+                    work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "remove" })
+                }
                 _ => {}
+            }
+        }
+        // People known only by e-mail.
+        let mut wanted_keys: HashSet<String> = HashSet::new();
+        for m in room.members.iter().filter(|m| m.user_ids.is_empty() && !m.emails.is_empty()) {
+            let keys: Vec<String> = m.emails.iter().map(|e| people::email_key(e)).collect();
+            wanted_keys.extend(keys.iter().cloned());
+            if keys.iter().any(|k| previous.emails.get(k).is_some_and(|r| r.token.is_some())) {
+                continue;
+            }
+            let address = m.emails[0].clone();
+            if opts.identity_server.is_none() {
+                out.actions.push(MemberAction {
+                    room: room.key.clone(),
+                    user_id: label(&m.name, &address),
+                    action: "uncontactable".into(),
+                    error: Some("no Matrix ID, and no identity server configured (people.identity_server) to invite the e-mail address".into()),
+                });
+                continue;
+            }
+            email_work
+                .entry(room.key.clone())
+                .or_insert_with(|| (room_id.clone(), Vec::new()))
+                .1
+                .push(EmailWork { key: keys[0].clone(), address, name: m.name.clone() });
+        }
+        for (key, record) in &previous.emails {
+            if let (false, Some(token), None) = (wanted_keys.contains(key), &record.token, &record.user_id) {
+                let live = state.get(&(THIRD_PARTY_INVITE.to_string(), token.clone())).is_some_and(|c| c.as_object().is_some_and(|o| !o.is_empty()));
+                if live {
+                    email_revokes.push((room.key.clone(), room_id.clone(), key.clone(), token.clone()));
+                }
             }
         }
     }
     // Spread invites across receivers: Synapse limits invites per receiver, so one person's many rooms go last.
     let mut per_user: HashMap<String, usize> = HashMap::new();
-    let mut keyed: Vec<(usize, (String, String, String, &'static str))> = work
+    let mut keyed: Vec<(usize, Work)> = work
         .into_iter()
         .map(|w| {
-            let n = per_user.entry(w.2.clone()).or_default();
+            let n = per_user.entry(w.user_id.clone()).or_default();
             *n += 1;
             (*n, w)
         })
         .collect();
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    if opts.dry_run {
-        actions.extend(keyed.into_iter().map(|(_, (room, _, user_id, action))| MemberAction { room, user_id, action: action.into(), error: None }));
-        return actions;
+    keyed.sort_by_key(|a| a.0);
+    if opts.dry_run || !opts.invite {
+        for (_, w) in keyed {
+            if w.action != "invite" {
+                out.pending.insert((w.room.clone(), w.user_id.clone()));
+            }
+            out.actions.push(MemberAction { room: w.room, user_id: w.user_id, action: w.action.into(), error: None });
+        }
+        for (room, (_, items)) in email_work {
+            for e in items {
+                out.actions.push(MemberAction { room: room.clone(), user_id: label(&e.name, &e.address), action: "email_invite".into(), error: None });
+            }
+        }
+        for (room, _, key, _) in email_revokes {
+            out.pending.insert((room.clone(), key.clone()));
+            out.actions.push(MemberAction { room, user_id: format!("e-mail {key}"), action: "email_revoke".into(), error: None });
+        }
+        if !opts.invite {
+            out.actions.retain(|a| a.action == "uncontactable");
+        }
+        return out;
     }
     let mut set = JoinSet::new();
-    for (_, (room, room_id, user_id, action)) in keyed {
+    for (_, w) in keyed {
         let (hs, sem) = (hs.clone(), sem.clone());
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let result = match action {
-                "invite" => hs.invite(&room_id, &user_id).await,
-                "revoke" => hs.kick(&room_id, &user_id, "The schedule no longer lists you for this room").await,
-                _ => hs.kick(&room_id, &user_id, "The schedule no longer lists you for this room").await,
+            let result = match w.action {
+                "invite" => hs.invite(&w.room_id, &w.user_id).await,
+                _ => hs.kick(&w.room_id, &w.user_id, "The schedule no longer lists you for this room").await,
             };
             match result {
                 Ok(()) => {
-                    tracing::info!(room = %room, user = %user_id, action, "membership");
-                    MemberAction { room, user_id, action: action.into(), error: None }
+                    tracing::info!(room = %w.room, user = %w.user_id, action = w.action, "membership");
+                    (MemberAction { room: w.room, user_id: w.user_id, action: w.action.into(), error: None }, None)
                 }
                 Err(e) => {
-                    tracing::warn!(room = %room, user = %user_id, action, error = %e, "membership failed");
-                    MemberAction { room, user_id, action: "failed".into(), error: Some(e.to_string()) }
+                    tracing::warn!(room = %w.room, user = %w.user_id, action = w.action, error = %e, "membership failed");
+                    let pending = (w.action != "invite").then(|| (w.room.clone(), w.user_id.clone()));
+                    (MemberAction { room: w.room, user_id: w.user_id, action: "failed".into(), error: Some(e.to_string()) }, pending)
                 }
             }
         });
     }
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok(a) => actions.push(a),
-            Err(e) => actions.push(MemberAction {
+            Ok((a, pending)) => {
+                out.actions.push(a);
+                out.pending.extend(pending);
+            }
+            Err(e) => out.actions.push(MemberAction {
                 room: String::new(),
                 user_id: String::new(),
                 action: "failed".into(),
@@ -700,8 +843,156 @@ async fn memberships(
             }),
         }
     }
-    actions.sort_by(|a, b| (&a.room, &a.user_id).cmp(&(&b.room, &b.user_id)));
-    actions
+    // E-mail invites: one room at a time each (the new invite's token is read back from the room), rooms in parallel.
+    let identity = match (&opts.identity_server, email_work.is_empty() && email_revokes.is_empty()) {
+        (Some(config), false) => Some(people::register(hs, config).await),
+        _ => None,
+    };
+    for (room, room_id, key, token) in email_revokes {
+        let item = state::removed(THIRD_PARTY_INVITE, &token);
+        let action = match hs.put_state(&room_id, &item).await {
+            Ok(()) => MemberAction { room, user_id: format!("e-mail {key}"), action: "email_revoke".into(), error: None },
+            Err(e) => {
+                out.pending.insert((room.clone(), key.clone()));
+                MemberAction { room, user_id: format!("e-mail {key}"), action: "failed".into(), error: Some(e.to_string()) }
+            }
+        };
+        out.actions.push(action);
+    }
+    match identity {
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "e-mail invites not sent");
+            for (room, (_, items)) in email_work {
+                for w in items {
+                    out.actions.push(MemberAction { room: room.clone(), user_id: label(&w.name, &w.address), action: "failed".into(), error: Some(e.clone()) });
+                }
+            }
+        }
+        Some(Ok(identity)) => {
+            let identity = Arc::new(identity);
+            let mut set = JoinSet::new();
+            for (room, (room_id, items)) in email_work {
+                let known: HashSet<String> =
+                    states.get(&room).map(|c| c.previous.emails.values().filter_map(|r| r.token.clone()).collect()).unwrap_or_default();
+                let (hs, sem, identity) = (hs.clone(), sem.clone(), identity.clone());
+                set.spawn(async move {
+                    let _permit = sem.acquire_owned().await;
+                    email_invites(&hs, &identity, &room, &room_id, items, known).await
+                });
+            }
+            while let Some(joined) = set.join_next().await {
+                if let Ok((room, actions, tokens)) = joined {
+                    out.actions.extend(actions);
+                    out.tokens.entry(room).or_default().extend(tokens);
+                }
+            }
+        }
+        None => {}
+    }
+    out.actions.sort_by(|a, b| (&a.room, &a.user_id).cmp(&(&b.room, &b.user_id)));
+    out
+}
+
+/// Sends one room's e-mail invites in turn and reads each one's token back from the room. An invite whose record
+/// a crash lost (the room holds an invite we have no record of, for this address) is adopted, not sent again.
+async fn email_invites(
+    hs: &Homeserver,
+    identity: &IdentityServer,
+    room: &str,
+    room_id: &str,
+    items: Vec<EmailWork>,
+    mut known: HashSet<String>,
+) -> (String, Vec<MemberAction>, Vec<(String, String)>) {
+    let mut actions = Vec::new();
+    let mut tokens = Vec::new();
+    let unrecorded = |state: &StateMap, known: &HashSet<String>| -> Vec<(String, String)> {
+        people::third_party_invites(state).into_iter().filter(|(t, _)| !known.contains(t)).collect()
+    };
+    let read = || async { hs.room_state(room_id).await.map(|events| to_map(&events)) };
+    let mut state = match read().await {
+        Ok(s) => s,
+        Err(e) => {
+            for w in items {
+                actions.push(MemberAction { room: room.into(), user_id: label(&w.name, &w.address), action: "failed".into(), error: Some(e.to_string()) });
+            }
+            return (room.to_string(), actions, tokens);
+        }
+    };
+    for w in items {
+        let who = label(&w.name, &w.address);
+        let fitting: Vec<String> =
+            unrecorded(&state, &known).into_iter().filter(|(_, d)| people::display_fits(d, &w.address)).map(|(t, _)| t).collect();
+        if let [token] = fitting.as_slice() {
+            tracing::info!(room, person = %who, "e-mail invite found in the room from an earlier run; not sent again");
+            known.insert(token.clone());
+            tokens.push((w.key, token.clone()));
+            actions.push(MemberAction { room: room.into(), user_id: who, action: "email_invite".into(), error: None });
+            continue;
+        }
+        let before: HashSet<String> = people::third_party_invites(&state).into_iter().map(|(t, _)| t).collect();
+        if let Err(e) = hs.invite_email(room_id, &identity.server, &identity.token, &w.address).await {
+            tracing::warn!(room, person = %who, error = %e, "e-mail invite failed");
+            actions.push(MemberAction { room: room.into(), user_id: who, action: "failed".into(), error: Some(e.to_string()) });
+            continue;
+        }
+        state = match read().await {
+            Ok(s) => s,
+            Err(e) => {
+                actions.push(MemberAction { room: room.into(), user_id: who, action: "failed".into(), error: Some(format!("invited, but {e}")) });
+                continue;
+            }
+        };
+        let new: Vec<(String, String)> = unrecorded(&state, &known).into_iter().filter(|(t, _)| !before.contains(t)).collect();
+        let token = match new.as_slice() {
+            [(t, _)] => Some(t.clone()),
+            _ => new.iter().find(|(_, d)| people::display_fits(d, &w.address)).map(|(t, _)| t.clone()),
+        };
+        match token {
+            Some(token) => {
+                tracing::info!(room, person = %who, "e-mail invite sent");
+                known.insert(token.clone());
+                tokens.push((w.key, token));
+                actions.push(MemberAction { room: room.into(), user_id: who, action: "email_invite".into(), error: None });
+            }
+            // The address was already bound to a Matrix ID: the homeserver invited that user directly.
+            None => {
+                tracing::info!(room, person = %who, "the e-mail address belongs to a Matrix user, who was invited directly");
+                actions.push(MemberAction { room: room.into(), user_id: who, action: "invite".into(), error: None });
+            }
+        }
+    }
+    (room.to_string(), actions, tokens)
+}
+
+/// A room's managed record after this run: the planned Matrix IDs, removals still to do, and the e-mail invites
+/// with the Matrix IDs that took them up.
+fn record_of(room: &PlannedRoom, current: &Current, outcome: &Outcome, links: &BTreeMap<String, String>) -> Managed {
+    let pending = |k: &str| outcome.pending.contains(&(room.key.clone(), k.to_string()));
+    let mut users = state::member_ids(room);
+    users.extend(current.previous.users.iter().filter(|u| pending(u)).cloned());
+    let new_tokens: HashMap<&str, &str> =
+        outcome.tokens.get(&room.key).map(|v| v.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect()).unwrap_or_default();
+    let mut emails = BTreeMap::new();
+    for m in room.members.iter().filter(|m| !m.emails.is_empty()) {
+        let keys: Vec<String> = m.emails.iter().map(|e| people::email_key(e)).collect();
+        let key = keys.iter().find(|k| current.previous.emails.contains_key(*k) || new_tokens.contains_key(k.as_str())).unwrap_or(&keys[0]);
+        let mut record: EmailRecord = current.previous.emails.get(key).cloned().unwrap_or_default();
+        if let Some(t) = new_tokens.get(key.as_str()) {
+            record.token = Some(t.to_string());
+        }
+        if record.user_id.is_none() {
+            record.user_id = keys.iter().find_map(|k| links.get(k).cloned());
+        }
+        if record.token.is_some() || record.user_id.is_some() {
+            emails.insert(key.clone(), record);
+        }
+    }
+    for (key, record) in &current.previous.emails {
+        if pending(key) && !emails.contains_key(key) {
+            emails.insert(key.clone(), record.clone());
+        }
+    }
+    Managed { users, emails }
 }
 
 #[cfg(test)]
