@@ -743,10 +743,10 @@ async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Curr
             }
         }
         // People known only by e-mail.
-        let mut wanted_keys: HashSet<String> = HashSet::new();
+        // Everyone the room wants who has an address, with or without a Matrix ID: their e-mail invites stay.
+        let wanted_keys: HashSet<String> = room.members.iter().flat_map(|m| m.emails.iter().map(|e| people::email_key(e))).collect();
         for m in room.members.iter().filter(|m| m.user_ids.is_empty() && !m.emails.is_empty()) {
             let keys: Vec<String> = m.emails.iter().map(|e| people::email_key(e)).collect();
-            wanted_keys.extend(keys.iter().cloned());
             if keys.iter().any(|k| previous.emails.get(k).is_some_and(|r| r.token.is_some())) {
                 continue;
             }

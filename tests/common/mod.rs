@@ -31,6 +31,11 @@ impl Synapse {
     /// Starts a Synapse with the given profile (`relaxed` or `default`); `appservices` are registration files
     /// (name, YAML) to install before it starts.
     pub fn start(profile: &str, appservices: &[(&str, String)]) -> Synapse {
+        Synapse::start_with(profile, appservices, &[])
+    }
+
+    /// [`Synapse::start`] with environment for `scripts/synapse-start` (`SYNAPSE_FEDERATION_TLS=1`).
+    pub fn start_with(profile: &str, appservices: &[(&str, String)], env: &[(&str, &str)]) -> Synapse {
         let tmp = tempfile::Builder::new().prefix("stagehand-synapse-").tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
         if !appservices.is_empty() {
@@ -43,6 +48,7 @@ impl Synapse {
             .arg(&dir)
             .arg(profile)
             .env("SYNAPSE_LOG_LEVEL", "WARNING")
+            .envs(env.iter().copied())
             .output()
             .expect("run scripts/synapse-start");
         assert!(out.status.success(), "synapse-start failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -87,6 +93,50 @@ impl Synapse {
 pub fn synapse() -> &'static Synapse {
     static S: OnceLock<Synapse> = OnceLock::new();
     S.get_or_init(|| Synapse::start("relaxed", &[]))
+}
+
+/// A throw-away identity server (sydent behind a TLS proxy, with an SMTP sink), from `scripts/sydent-start`.
+pub struct Sydent {
+    /// Where a client reaches it directly.
+    pub url: String,
+    /// The `id_server` a homeserver is given.
+    pub server: String,
+    /// One file per mail sent.
+    pub mail_dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Sydent {
+    /// Starts one for a Synapse started with `SYNAPSE_FEDERATION_TLS=1`; stopped when the test process ends.
+    pub fn start(synapse: &Synapse) -> Sydent {
+        let tmp = tempfile::Builder::new().prefix("stagehand-sydent-").tempdir().expect("temp dir");
+        let out = Command::new(root().join("scripts/sydent-start")).arg(tmp.path()).arg(&synapse.dir).output().expect("run scripts/sydent-start");
+        assert!(out.status.success(), "sydent-start failed: {}", String::from_utf8_lossy(&out.stderr));
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1",
+            pid = std::process::id(),
+            stop = root().join("scripts/sydent-stop").display(),
+            dir = tmp.path().display()
+        );
+        Command::new("setsid").args(["bash", "-c", &watchdog]).spawn().expect("start the watchdog");
+        Sydent {
+            url: vars["SYDENT_URL"].clone(),
+            server: vars["SYDENT_SERVER"].clone(),
+            mail_dir: PathBuf::from(&vars["SYDENT_MAIL_DIR"]),
+            _tmp: tmp,
+        }
+    }
+
+    /// Every mail sent so far, oldest first.
+    pub fn mails(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.mail_dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        files.sort();
+        files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect()
+    }
 }
 
 /// A plain HTTP client for checks independent of Stagehand's own code.

@@ -1,0 +1,268 @@
+//! E-mail invites against a real identity server: sydent 2.6.1 (from PyPI) behind a TLS proxy, mails caught by an
+//! SMTP sink, and a Synapse that serves federation over TLS so sydent can verify the bot and deliver the invite
+//! when the person binds their address. Covers: one e-mail invite per person and room, a bot killed between an
+//! e-mail invite and its record, the person registering and binding their address, their Matrix ID remembered
+//! (power, attendance, direct invites to new rooms), and an e-mail invite withdrawn when the schedule drops them.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{Api, Synapse, Sydent, User, enc};
+use serde_json::{Value, json};
+
+fn servers() -> &'static (Synapse, Sydent) {
+    static S: OnceLock<(Synapse, Sydent)> = OnceLock::new();
+    S.get_or_init(|| {
+        let synapse = Synapse::start_with("relaxed", &[], &[("SYNAPSE_FEDERATION_TLS", "1")]);
+        let sydent = Sydent::start(&synapse);
+        (synapse, sydent)
+    })
+}
+
+struct Setup {
+    bot: User,
+    alice: User,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn files(&self, t2_speakers: &str) -> std::path::PathBuf {
+        let (_, sydent) = servers();
+        let schedule = format!(
+            "conference: {{id: mail1, title: E-mail test, timezone: Europe/Brussels}}\n\
+             tracks:\n  - {{key: go, name: Go, kind: devroom}}\n\
+             people:\n\
+             \x20 - {{key: alice, name: Alice, matrix: \"{a}\"}}\n\
+             \x20 - {{key: erin, name: Erin, email: erin@example.org}}\n\
+             \x20 - {{key: gina, name: Gina, email: gina@example.net}}\n\
+             talks:\n\
+             \x20 - {{key: t1, title: One, track: go, room: H1, start: \"2026-03-14 10:00\", duration: 30, speakers: [alice, erin]}}\n\
+             \x20 - {{key: t2, title: Two, track: go, room: H1, start: \"2026-03-14 11:00\", duration: 30, speakers: [{t2_speakers}]}}\n",
+            a = self.alice.user_id,
+        );
+        common::write(self.dir.path(), "schedule.yaml", &schedule);
+        common::write(
+            self.dir.path(),
+            "config.yaml",
+            &format!(
+                "conference: {{id: mail1}}\nhomeserver: {{server_name: {server}}}\nschedule: {{source: {s:?}}}\n\
+                 people:\n  identity_server: {{server: \"{is}\", url: \"{url}\"}}\n",
+                server = servers().0.server_name,
+                s = self.dir.path().join("schedule.yaml"),
+                is = sydent.server,
+                url = sydent.url,
+            ),
+        )
+    }
+
+    fn run(&self, args: &[&str], config: &std::path::Path) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .args(["--homeserver", &servers().0.url])
+            .env("STAGEHAND_ACCESS_TOKEN", &self.bot.token)
+            .current_dir(common::root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn api(&self, user: &User) -> Api {
+        Api::new(&servers().0.url, &user.token)
+    }
+
+    async fn room(&self, alias_local: &str) -> String {
+        let alias = format!("#mail1-{alias_local}:{}", servers().0.server_name);
+        let (status, body) = self.api(&self.bot).get(&format!("/_matrix/client/v3/directory/room/{}", enc(&alias))).await;
+        assert_eq!(status, 200, "{alias}: {body}");
+        body["room_id"].as_str().unwrap().to_string()
+    }
+
+    async fn state(&self, room_id: &str) -> Vec<Value> {
+        let (_, state) = self.api(&self.bot).get(&format!("/_matrix/client/v3/rooms/{}/state", enc(room_id))).await;
+        state.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Live third-party invites: token -> display name.
+    async fn email_invites(&self, room_id: &str) -> HashMap<String, String> {
+        self.state(room_id)
+            .await
+            .into_iter()
+            .filter(|e| e["type"] == "m.room.third_party_invite" && e["content"].as_object().is_some_and(|o| !o.is_empty()))
+            .map(|e| (e["state_key"].as_str().unwrap().to_string(), e["content"]["display_name"].as_str().unwrap_or_default().to_string()))
+            .collect()
+    }
+
+    async fn membership(&self, room_id: &str, user: &str) -> Option<String> {
+        self.state(room_id)
+            .await
+            .into_iter()
+            .find(|e| e["type"] == "m.room.member" && e["state_key"] == user)
+            .and_then(|e| e["content"]["membership"].as_str().map(str::to_string))
+    }
+}
+
+/// The invite mails: (room id, token).
+fn invite_mails(sydent: &Sydent) -> Vec<(String, String)> {
+    sydent
+        .mails()
+        .iter()
+        .filter_map(|m| {
+            let field = |name: &str| m.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string());
+            Some((field("Room: ")?, field("Invite token: ")?))
+        })
+        .collect()
+}
+
+/// What a person does in their client: register with the identity server, confirm the address from the mail, bind
+/// it to their Matrix ID.
+async fn bind_email(user: &User, address: &str) {
+    let (synapse, sydent) = servers();
+    let http = reqwest::Client::new();
+    let openid: Value = http
+        .post(format!("{}/_matrix/client/v3/user/{}/openid/request_token", synapse.url, enc(&user.user_id)))
+        .bearer_auth(&user.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reg: Value = http.post(format!("{}/_matrix/identity/v2/account/register", sydent.url)).json(&openid).send().await.unwrap().json().await.unwrap();
+    let token = reg["token"].as_str().expect("identity server token").to_string();
+    let before = sydent.mails().len();
+    let secret = "stagehandTestSecret1";
+    let req: Value = http
+        .post(format!("{}/_matrix/identity/v2/validate/email/requestToken", sydent.url))
+        .bearer_auth(&token)
+        .json(&json!({"client_secret": secret, "email": address, "send_attempt": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = req["sid"].as_str().unwrap_or_else(|| panic!("requestToken: {req}")).to_string();
+    let mut code = None;
+    for _ in 0..100 {
+        code = sydent.mails().iter().skip(before).find_map(|m| m.lines().find_map(|l| l.strip_prefix("Verification code: ")).map(|c| c.trim().to_string()));
+        if code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = code.expect("the verification mail");
+    let submit = http
+        .post(format!("{}/_matrix/identity/v2/validate/email/submitToken", sydent.url))
+        .bearer_auth(&token)
+        .json(&json!({"sid": sid, "client_secret": secret, "token": code}))
+        .send()
+        .await
+        .unwrap();
+    assert!(submit.status().is_success());
+    let bind = http
+        .post(format!("{}/_matrix/identity/v2/3pid/bind", sydent.url))
+        .bearer_auth(&token)
+        .json(&json!({"sid": sid, "client_secret": secret, "mxid": user.user_id}))
+        .send()
+        .await
+        .unwrap();
+    assert!(bind.status().is_success(), "bind: {}", bind.text().await.unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_invites_through_a_real_identity_server_and_the_matrix_id_is_remembered() {
+    let (synapse, sydent) = servers();
+    let setup = Setup { bot: synapse.register("mailbot", false), alice: synapse.register("alice", false), dir: tempfile::tempdir().unwrap() };
+    let cfg = setup.files("gina");
+
+    // Killed right after the first e-mail invite (alice's two invites come first), before its record is written.
+    common::apply_killed_at("invite:3", &cfg, &setup.bot.token, &synapse.url);
+    let report = setup.run(&["apply", "--json"], &cfg);
+    let emailed = report["memberships"].as_array().unwrap().iter().filter(|m| m["action"] == "email_invite").count();
+    assert_eq!(emailed, 4, "erin: t1 and lounge, gina: t2 and lounge, one of them found from the killed run: {report}");
+    // Rooms send their e-mail invites in parallel: the one at the kill point and any others that went out before
+    // the kill landed are found in their rooms, not sent again (the mail count below proves it).
+    let resent = report["invites"].as_u64().unwrap();
+    assert!(resent < 4, "the invites sent before the kill are not sent again: {report}");
+    let (t1, t2, lounge) = (setup.room("talk-t1").await, setup.room("talk-t2").await, setup.room("speakers").await);
+    let (i1, i2, il) = (setup.email_invites(&t1).await, setup.email_invites(&t2).await, setup.email_invites(&lounge).await);
+    assert_eq!((i1.len(), i2.len(), il.len()), (1, 1, 2), "one e-mail invite per person and room: {i1:?} {i2:?} {il:?}");
+    assert!(i1.values().all(|d| d.starts_with("eri")) && i2.values().all(|d| d.starts_with("gin")), "{i1:?} {i2:?}");
+    // Every invite mail names its room and the invite's token; one mail per invite.
+    let mails = invite_mails(sydent);
+    assert_eq!(mails.len(), 4, "{mails:?}");
+    for (room, token) in &mails {
+        let invites = [(&t1, &i1), (&t2, &i2), (&lounge, &il)].into_iter().find(|(id, _)| *id == room).map(|(_, i)| i).expect("a planned room");
+        assert!(invites.contains_key(token), "mail token {token} in {room}");
+    }
+    // The record keeps a hash of the address, never the address.
+    let managed = setup.state(&t1).await.into_iter().find(|e| e["type"] == "org.stagehand.managed").unwrap();
+    assert!(!managed.to_string().contains("erin@"), "{managed}");
+    assert_eq!(managed["content"]["emails"].as_object().map(|o| o.len()), Some(1), "{managed}");
+
+    // A rerun sends nothing.
+    let again = setup.run(&["apply", "--json"], &cfg);
+    assert_eq!((again["invites"].as_u64(), again["writes"].as_u64()), (Some(0), Some(0)), "{again}");
+    assert_eq!(invite_mails(sydent).len(), 4);
+    let attendance = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+        .args(["attendance", "--csv", "--config"])
+        .arg(&cfg)
+        .args(["--homeserver", &synapse.url])
+        .env("STAGEHAND_ACCESS_TOKEN", &setup.bot.token)
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&attendance.stdout).to_string();
+    assert!(text.lines().any(|l| l.contains("talk/t1") && l.contains("erin") && l.ends_with("email_invited")), "{text}");
+
+    // Erin gets a Matrix account and binds her address: the identity server hands her invites to the homeserver.
+    let erin = synapse.register("erin", false);
+    bind_email(&erin, "erin@example.org").await;
+    let mut invited = None;
+    for _ in 0..100 {
+        invited = setup.membership(&t1, &erin.user_id).await;
+        if invited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(invited.as_deref(), Some("invite"), "erin is invited once she binds her address");
+    let (status, body) = setup.api(&erin).post(&format!("/_matrix/client/v3/rooms/{}/join", enc(&t1)), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The next run recognises her (her join replaced the invite that carried the token): her Matrix ID is recorded,
+    // she gets her speaker power, and no invite goes out.
+    let linked = setup.run(&["apply", "--json"], &cfg);
+    assert_eq!(linked["invites"], 0, "{linked}");
+    let (_, pl) = setup.api(&setup.bot).get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", enc(&t1))).await;
+    assert_eq!(pl["users"][&erin.user_id], 50, "{pl}");
+    let managed = setup.state(&lounge).await.into_iter().find(|e| e["type"] == "org.stagehand.managed").unwrap();
+    assert!(managed.to_string().contains(&erin.user_id), "remembered in every room she is in: {managed}");
+    let again = setup.run(&["apply", "--json"], &cfg);
+    assert_eq!(again["writes"], 0, "{again}");
+
+    // A later schedule: erin also speaks in t2, gina no longer does. Erin is invited there by Matrix ID (no mail),
+    // gina's e-mail invite to t2 is withdrawn.
+    let mails_before = sydent.mails().len();
+    setup.files("erin");
+    let v2 = setup.run(&["apply", "--json"], &cfg);
+    assert_eq!(v2["invites"], 1, "{v2}");
+    assert_eq!(setup.membership(&t2, &erin.user_id).await.as_deref(), Some("invite"));
+    assert!(setup.email_invites(&t2).await.is_empty(), "gina's invite to t2 is withdrawn");
+    // Gina speaks nowhere now: her lounge invite goes too; erin's (taken up) stays as it is.
+    let lounge_invites = setup.email_invites(&lounge).await;
+    assert_eq!(lounge_invites.len(), 1, "{lounge_invites:?}");
+    assert!(lounge_invites.values().all(|d| d.starts_with("eri")), "{lounge_invites:?}");
+    assert_eq!(setup.membership(&lounge, &erin.user_id).await.as_deref(), Some("invite"));
+    assert_eq!(sydent.mails().len(), mails_before, "no mail");
+    let again = setup.run(&["apply", "--json"], &cfg);
+    assert_eq!((again["invites"].as_u64(), again["writes"].as_u64()), (Some(0), Some(0)), "{again}");
+}
