@@ -39,6 +39,7 @@ impl Setup {
              \x20 - {{key: alice, name: Alice, matrix: \"{a}\"}}\n\
              \x20 - {{key: erin, name: Erin, email: erin@example.org}}\n\
              \x20 - {{key: gina, name: Gina, email: gina@example.net}}\n\
+             \x20 - {{key: hank, name: Hank, email: hank@example.com}}\n\
              talks:\n\
              \x20 - {{key: t1, title: One, track: go, room: H1, start: \"2026-03-14 10:00\", duration: 30, speakers: [alice, erin]}}\n\
              \x20 - {{key: t2, title: Two, track: go, room: H1, start: \"2026-03-14 11:00\", duration: 30, speakers: [{t2_speakers}]}}\n",
@@ -249,13 +250,23 @@ async fn email_invites_through_a_real_identity_server_and_the_matrix_id_is_remem
     let again = setup.run(&["apply", "--json"], &cfg);
     assert_eq!(again["writes"], 0, "{again}");
 
-    // A later schedule: erin also speaks in t2, gina no longer does. Erin is invited there by Matrix ID (no mail),
-    // gina's e-mail invite to t2 is withdrawn.
+    // A later schedule: erin also speaks in t2, gina no longer does, and hank, known by an address he had already
+    // bound to his Matrix account, joins t2. Erin is invited there by Matrix ID (no mail), hank's address leads the
+    // homeserver to invite his account directly (t2 and lounge), gina's e-mail invite to t2 is withdrawn.
+    let hank = synapse.register("hank", false);
+    bind_email(&hank, "hank@example.com").await;
     let mails_before = sydent.mails().len();
-    setup.files("erin");
+    setup.files("erin, hank");
     let v2 = setup.run(&["apply", "--json"], &cfg);
-    assert_eq!(v2["invites"], 1, "{v2}");
+    assert_eq!(v2["invites"], 3, "{v2}");
     assert_eq!(setup.membership(&t2, &erin.user_id).await.as_deref(), Some("invite"));
+    assert_eq!(setup.membership(&t2, &hank.user_id).await.as_deref(), Some("invite"));
+    assert_eq!(setup.membership(&lounge, &hank.user_id).await.as_deref(), Some("invite"));
+    // What the run learnt (hank's Matrix ID) gives him his power on the next run, which reads it from the record.
+    let settle = setup.run(&["apply", "--json"], &cfg);
+    assert_eq!(settle["invites"], 0, "{settle}");
+    let (_, pl) = setup.api(&setup.bot).get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", enc(&t2))).await;
+    assert_eq!(pl["users"][&hank.user_id], 50, "{pl}");
     assert!(setup.email_invites(&t2).await.is_empty(), "gina's invite to t2 is withdrawn");
     // Gina speaks nowhere now: her lounge invite goes too; erin's (taken up) stays as it is.
     let lounge_invites = setup.email_invites(&lounge).await;

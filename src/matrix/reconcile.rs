@@ -265,11 +265,10 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     }
     // People known only by e-mail who took an invite up: from now on their Matrix ID counts like one from the
     // schedule (power, attendance, invites to other rooms).
-    let records: Vec<(Managed, &HashMap<String, String>)> = located
-        .values()
-        .filter_map(|l| l.as_ref().ok().and_then(Option::as_ref))
-        .map(|l| (Managed::from_state(&l.state), &l.taken))
-        .collect();
+    let mut found: Vec<(&String, &Located)> = located.iter().filter_map(|(k, l)| l.as_ref().ok().and_then(Option::as_ref).map(|l| (k, l))).collect();
+    // In plan-key order, so that "the first" of two conflicting links is the same every run.
+    found.sort_by_key(|(k, _)| *k);
+    let records: Vec<(Managed, &HashMap<String, String>)> = found.iter().map(|(_, l)| (Managed::from_state(&l.state), &l.taken)).collect();
     let links = people::links(records.iter().map(|(m, t)| (m, *t)));
     let mut linked = plan.clone();
     people::apply_links(&mut linked, &links);
@@ -364,7 +363,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     // 5. Memberships, then each room's managed record (last: a failed removal stays on record for the next run).
     let outcome = memberships(hs, plan, &states, opts, &sem).await;
     for room in plan.rooms.iter() {
-        let Some(current) = states.get(&room.key).filter(|c| c.ok) else { continue };
+        let Some(current) = states.get(&room.key).filter(|c| c.ok || outcome.tokens.contains_key(&room.key)) else { continue };
         let record = record_of(room, current, &outcome, &links);
         let item = StateItem::new(MANAGED, "", record.to_content());
         let cur = current.state.get(&(MANAGED.to_string(), String::new()));
@@ -503,7 +502,7 @@ async fn ensure(
         .unwrap_or("1")
         .to_string();
     let pl = if state.contains_key(&("m.room.create".to_string(), String::new())) && version != opts.room_version {
-        desired(conference, room, parent_id.as_deref(), hs, &Options { room_version: version, ..opts.clone() }).1
+        desired(conference, room, parent_id.as_deref(), hs, &Options { room_version: version.clone(), ..opts.clone() }).1
     } else {
         pl
     };
@@ -512,13 +511,19 @@ async fn ensure(
     // People Stagehand empowered earlier whom the plan no longer names, or names at no power, lose their power.
     let planned_users = &pl["users"];
     let users_default = cur_pl.and_then(|p| p["users_default"].as_i64()).unwrap_or(0);
+    // Nobody at or above the bot's own level can be lowered by it (a room creator in v12 outranks everyone).
+    let bot_level = match cur_pl.and_then(|p| p["users"].get(&hs.user_id)).and_then(Value::as_i64) {
+        Some(level) => level,
+        None if state::creators_are_privileged(&version) => i64::MAX,
+        None => users_default,
+    };
     let mut stale: Vec<String> = previous
         .users
         .iter()
         .cloned()
         .chain(state::member_ids(room))
         .filter(|u| *u != hs.user_id && planned_users.get(u).is_none())
-        .filter(|u| cur_pl.and_then(|p| p["users"].get(u)).and_then(Value::as_i64).is_some_and(|level| level > users_default))
+        .filter(|u| cur_pl.and_then(|p| p["users"].get(u)).and_then(Value::as_i64).is_some_and(|level| level > users_default && level < bot_level))
         .collect();
     stale.sort();
     stale.dedup();
@@ -683,8 +688,8 @@ fn membership_of<'a>(state: &'a StateMap, user: &str) -> Option<&'a str> {
 #[derive(Default)]
 struct Outcome {
     actions: Vec<MemberAction>,
-    /// New e-mail invites: room key -> (e-mail key, token).
-    tokens: HashMap<String, Vec<(String, String)>>,
+    /// New e-mail invites (or the Matrix user an address turned out to be bound to): room key -> (e-mail key, record).
+    tokens: HashMap<String, Vec<(String, EmailRecord)>>,
     /// Removals not done (failed, or invites off): (room key, Matrix ID or e-mail key) stay on record.
     pending: HashSet<(String, String)>,
 }
@@ -720,11 +725,18 @@ async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Curr
         let Some(current) = states.get(&room.key) else { continue };
         let (room_id, state, previous) = (&current.room_id, &current.state, &current.previous);
         let desired = state::member_ids(room);
+        // People whose e-mail invite we sent here, by the Matrix ID they turned out to have.
+        let invited_by_email: HashSet<&String> = room
+            .members
+            .iter()
+            .filter(|m| m.emails.iter().any(|e| previous.emails.get(&people::email_key(e)).is_some_and(|r| r.token.is_some() || r.user_id.is_some())))
+            .flat_map(|m| m.user_ids.iter())
+            .collect();
         for uid in &desired {
             match membership_of(state, uid) {
                 Some("join" | "invite" | "ban") => {}
-                // They left or refused after our invite: their choice stands.
-                Some("leave") if previous.users.contains(uid) => out.actions.push(MemberAction {
+                // They left or refused after our invite (by Matrix ID or by e-mail): their choice stands.
+                Some("leave") if previous.users.contains(uid) || invited_by_email.contains(uid) => out.actions.push(MemberAction {
                     room: room.key.clone(),
                     user_id: uid.clone(),
                     action: "declined".into(),
@@ -893,8 +905,11 @@ async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Curr
     out
 }
 
-/// Sends one room's e-mail invites in turn and reads each one's token back from the room. An invite whose record
-/// a crash lost (the room holds an invite we have no record of, for this address) is adopted, not sent again.
+/// Sends one room's e-mail invites in turn and reads each one's token back from the room, recording it at once.
+/// An invite whose record a crash lost is adopted, not sent again, when it fits exactly one address still to invite
+/// here and that address exactly one such invite (masked addresses can collide: then a second mail beats giving
+/// one person another's invite). An address already bound to a Matrix ID is invited as that user by the
+/// homeserver; that user is recorded for the address.
 async fn email_invites(
     hs: &Homeserver,
     identity: &IdentityServer,
@@ -902,11 +917,14 @@ async fn email_invites(
     room_id: &str,
     items: Vec<EmailWork>,
     mut known: HashSet<String>,
-) -> (String, Vec<MemberAction>, Vec<(String, String)>) {
+) -> (String, Vec<MemberAction>, Vec<(String, EmailRecord)>) {
     let mut actions = Vec::new();
-    let mut tokens = Vec::new();
+    let mut records: Vec<(String, EmailRecord)> = Vec::new();
     let unrecorded = |state: &StateMap, known: &HashSet<String>| -> Vec<(String, String)> {
         people::third_party_invites(state).into_iter().filter(|(t, _)| !known.contains(t)).collect()
+    };
+    let invited = |state: &StateMap| -> HashSet<String> {
+        state.iter().filter(|((t, _), c)| t == "m.room.member" && c["membership"] == "invite").map(|((_, k), _)| k.clone()).collect()
     };
     let read = || async { hs.room_state(room_id).await.map(|events| to_map(&events)) };
     let mut state = match read().await {
@@ -915,21 +933,26 @@ async fn email_invites(
             for w in items {
                 actions.push(MemberAction { room: room.into(), user_id: label(&w.name, &w.address), action: "failed".into(), error: Some(e.to_string()) });
             }
-            return (room.to_string(), actions, tokens);
+            return (room.to_string(), actions, records);
         }
     };
+    let addresses: Vec<String> = items.iter().map(|w| w.address.clone()).collect();
     for w in items {
         let who = label(&w.name, &w.address);
-        let fitting: Vec<String> =
-            unrecorded(&state, &known).into_iter().filter(|(_, d)| people::display_fits(d, &w.address)).map(|(t, _)| t).collect();
-        if let [token] = fitting.as_slice() {
+        let fitting: Vec<(String, String)> = unrecorded(&state, &known).into_iter().filter(|(_, d)| people::display_fits(d, &w.address)).collect();
+        if let [(token, display)] = fitting.as_slice()
+            && addresses.iter().filter(|a| people::display_fits(display, a)).count() == 1
+        {
             tracing::info!(room, person = %who, "e-mail invite found in the room from an earlier run; not sent again");
             known.insert(token.clone());
-            tokens.push((w.key, token.clone()));
+            let record = EmailRecord { token: Some(token.clone()), user_id: None };
+            note_record(hs, room_id, &state, &w.key, &record).await;
+            records.push((w.key, record));
             actions.push(MemberAction { room: room.into(), user_id: who, action: "email_invite".into(), error: None });
             continue;
         }
         let before: HashSet<String> = people::third_party_invites(&state).into_iter().map(|(t, _)| t).collect();
+        let invited_before = invited(&state);
         if let Err(e) = hs.invite_email(room_id, &identity.server, &identity.token, &w.address).await {
             tracing::warn!(room, person = %who, error = %e, "e-mail invite failed");
             actions.push(MemberAction { room: room.into(), user_id: who, action: "failed".into(), error: Some(e.to_string()) });
@@ -947,21 +970,43 @@ async fn email_invites(
             [(t, _)] => Some(t.clone()),
             _ => new.iter().find(|(_, d)| people::display_fits(d, &w.address)).map(|(t, _)| t.clone()),
         };
-        match token {
-            Some(token) => {
+        let newly_invited: Vec<String> = invited(&state).difference(&invited_before).cloned().collect();
+        let record = match (token, newly_invited.as_slice()) {
+            (Some(token), _) => {
                 tracing::info!(room, person = %who, "e-mail invite sent");
                 known.insert(token.clone());
-                tokens.push((w.key, token));
                 actions.push(MemberAction { room: room.into(), user_id: who, action: "email_invite".into(), error: None });
+                EmailRecord { token: Some(token), user_id: None }
             }
-            // The address was already bound to a Matrix ID: the homeserver invited that user directly.
-            None => {
-                tracing::info!(room, person = %who, "the e-mail address belongs to a Matrix user, who was invited directly");
-                actions.push(MemberAction { room: room.into(), user_id: who, action: "invite".into(), error: None });
+            // The address is bound to a Matrix ID: the homeserver invited that user; from now on they count by it.
+            (None, [user]) => {
+                tracing::info!(room, person = %who, user = %user, "the e-mail address belongs to a Matrix user, who was invited directly");
+                actions.push(MemberAction { room: room.into(), user_id: user.clone(), action: "invite".into(), error: None });
+                EmailRecord { token: None, user_id: Some(user.clone()) }
             }
-        }
+            (None, _) => {
+                actions.push(MemberAction {
+                    room: room.into(),
+                    user_id: who,
+                    action: "failed".into(),
+                    error: Some("invited, but neither an e-mail invite nor a member invite appeared in the room".into()),
+                });
+                continue;
+            }
+        };
+        note_record(hs, room_id, &state, &w.key, &record).await;
+        records.push((w.key, record));
     }
-    (room.to_string(), actions, tokens)
+    (room.to_string(), actions, records)
+}
+
+/// Adds one e-mail invite to the room's record right away, so a crash before the end of the run cannot lose it.
+async fn note_record(hs: &Homeserver, room_id: &str, state: &StateMap, key: &str, record: &EmailRecord) {
+    let mut managed = Managed::from_state(state);
+    managed.emails.insert(key.to_string(), record.clone());
+    if let Err(e) = hs.put_state(room_id, &StateItem::new(MANAGED, "", managed.to_content())).await {
+        tracing::warn!(room_id, error = %e, "could not record an e-mail invite yet; the end of the run tries again");
+    }
 }
 
 /// A room's managed record after this run: the planned Matrix IDs, removals still to do, and the e-mail invites
@@ -970,15 +1015,16 @@ fn record_of(room: &PlannedRoom, current: &Current, outcome: &Outcome, links: &B
     let pending = |k: &str| outcome.pending.contains(&(room.key.clone(), k.to_string()));
     let mut users = state::member_ids(room);
     users.extend(current.previous.users.iter().filter(|u| pending(u)).cloned());
-    let new_tokens: HashMap<&str, &str> =
-        outcome.tokens.get(&room.key).map(|v| v.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect()).unwrap_or_default();
+    let new_records: HashMap<&str, &EmailRecord> =
+        outcome.tokens.get(&room.key).map(|v| v.iter().map(|(k, r)| (k.as_str(), r)).collect()).unwrap_or_default();
     let mut emails = BTreeMap::new();
     for m in room.members.iter().filter(|m| !m.emails.is_empty()) {
         let keys: Vec<String> = m.emails.iter().map(|e| people::email_key(e)).collect();
-        let key = keys.iter().find(|k| current.previous.emails.contains_key(*k) || new_tokens.contains_key(k.as_str())).unwrap_or(&keys[0]);
+        let key = keys.iter().find(|k| current.previous.emails.contains_key(*k) || new_records.contains_key(k.as_str())).unwrap_or(&keys[0]);
         let mut record: EmailRecord = current.previous.emails.get(key).cloned().unwrap_or_default();
-        if let Some(t) = new_tokens.get(key.as_str()) {
-            record.token = Some(t.to_string());
+        if let Some(new) = new_records.get(key.as_str()) {
+            record.token = new.token.clone().or(record.token);
+            record.user_id = new.user_id.clone().or(record.user_id);
         }
         if record.user_id.is_none() {
             record.user_id = keys.iter().find_map(|k| links.get(k).cloned());
