@@ -246,6 +246,36 @@ mod tests {
     }
 
     #[test]
+    fn missing_speakers_are_those_who_have_not_joined_the_talk_room() {
+        let room = PlannedRoom {
+            kind: ObjectKind::TalkRoom,
+            key: "talk/t1".into(),
+            name: "One".into(),
+            alias: "#c-talk-t1:x".into(),
+            parent: None,
+            order: String::new(),
+            talks: 1,
+            track: Some("rust".into()),
+            talk: Some("t1".into()),
+            topic: String::new(),
+            public: false,
+            members: vec![
+                member("Ann", Role::Speaker, &["@ann:x"], &[]),
+                member("Ben", Role::Speaker, &["@ben:x"], &[]),
+                member("Cat", Role::Host, &[], &["cat@x.org"]),
+                member("Dan", Role::Coordinator, &["@dan:x"], &[]),
+            ],
+        };
+        let mut seen = RoomSeen::default();
+        seen.members.insert("@ann:x".into(), "join".into());
+        seen.members.insert("@ben:x".into(), "invite".into());
+        let missing: Vec<&str> = missing_speakers(&room, Some(&seen)).iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(missing, ["Ben", "Cat"], "coordinators are not speakers; Ann joined");
+        let nobody: Vec<&str> = missing_speakers(&room, None).iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(nobody, ["Ann", "Ben", "Cat"]);
+    }
+
+    #[test]
     fn summaries_count_each_presence_once() {
         let row = |room: &str, presence| Row {
             track: "t".into(),
