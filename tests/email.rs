@@ -255,6 +255,17 @@ async fn email_invites_through_a_real_identity_server_and_the_matrix_id_is_remem
     // homeserver to invite his account directly (t2 and lounge), gina's e-mail invite to t2 is withdrawn.
     let hank = synapse.register("hank", false);
     bind_email(&hank, "hank@example.com").await;
+    // Gina binds her address too, so the homeserver turns her e-mail invites into invites of her account; the run
+    // that learns this is also the one whose schedule drops her: those invites are withdrawn.
+    let gina = synapse.register("gina", false);
+    bind_email(&gina, "gina@example.net").await;
+    for _ in 0..100 {
+        if setup.membership(&lounge, &gina.user_id).await.is_some() && setup.membership(&t2, &gina.user_id).await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(setup.membership(&t2, &gina.user_id).await.as_deref(), Some("invite"));
     let mails_before = sydent.mails().len();
     setup.files("erin, hank");
     let v2 = setup.run(&["apply", "--json"], &cfg);
@@ -268,6 +279,9 @@ async fn email_invites_through_a_real_identity_server_and_the_matrix_id_is_remem
     let (_, pl) = setup.api(&setup.bot).get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", enc(&t2))).await;
     assert_eq!(pl["users"][&hank.user_id], 50, "{pl}");
     assert!(setup.email_invites(&t2).await.is_empty(), "gina's invite to t2 is withdrawn");
+    for room in [&t2, &lounge] {
+        assert_eq!(setup.membership(room, &gina.user_id).await.as_deref(), Some("leave"), "gina's account invite is withdrawn too");
+    }
     // Gina speaks nowhere now: her lounge invite goes too; erin's (taken up) stays as it is.
     let lounge_invites = setup.email_invites(&lounge).await;
     assert_eq!(lounge_invites.len(), 1, "{lounge_invites:?}");

@@ -289,3 +289,80 @@ async fn invite_command_sends_what_apply_left_and_power_follows_the_config() {
     let again = cast.apply(&cfg);
     assert_eq!(again["writes"], 0, "{again}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_invite_run_killed_midway_resumes_without_duplicates_or_gaps() {
+    const N: usize = 40;
+    let s = synapse();
+    let bot = s.register("mem5-bot", false);
+    // Registered four at a time: each registration is a short Python process.
+    let names: Vec<String> = (0..N).map(|i| format!("mem5-s{i:02}")).collect();
+    let users: Vec<User> = names
+        .chunks(4)
+        .flat_map(|chunk| {
+            let handles: Vec<_> = chunk.iter().map(|n| std::thread::spawn({
+                let n = n.clone();
+                move || synapse().register(&n, false)
+            })).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut schedule = String::from(
+        "conference: {id: mem5, title: Large, timezone: Europe/Brussels}\ntracks:\n  - {key: big, name: Big, kind: devroom}\npeople:\n",
+    );
+    for (i, u) in users.iter().enumerate() {
+        schedule.push_str(&format!("  - {{key: p{i}, name: P{i}, matrix: \"{}\"}}\n", u.user_id));
+    }
+    schedule.push_str("talks:\n");
+    for i in 0..N {
+        schedule.push_str(&format!(
+            "  - {{key: t{i}, title: T{i}, track: big, room: H{r}, start: \"2026-03-14 {h:02}:{m:02}\", duration: 10, speakers: [p{i}]}}\n",
+            r = i % 4,
+            h = 9 + i / 24,
+            m = (i % 24) / 4 * 10,
+        ));
+    }
+    common::write(dir.path(), "schedule.yaml", &schedule);
+    let cfg = common::write(
+        dir.path(),
+        "config.yaml",
+        &format!("conference: {{id: mem5}}\nhomeserver: {{server_name: localhost}}\nschedule: {{source: {:?}}}\n", dir.path().join("schedule.yaml")),
+    );
+    // Each speaker: their talk room and the lounge.
+    let planned = 2 * N as u64;
+    common::apply_killed_at("invite:30", &cfg, &bot.token, &s.url);
+    let run = |args: &[&str]| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--homeserver", &s.url])
+            .env("STAGEHAND_ACCESS_TOKEN", &bot.token)
+            .current_dir(common::root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let rest = run(&["invite", "--json"]);
+    let sent = rest["invites"].as_u64().unwrap();
+    // 30 went out before the kill (a few more may have been in flight with concurrency 4): the rest, no more.
+    assert!((planned - 30 - 3..=planned - 30).contains(&sent), "{sent} of {planned}: {rest}");
+    let api = Api::new(&s.url, &bot.token);
+    let room = |alias: String| {
+        let api = &api;
+        async move { api.get(&format!("/_matrix/client/v3/directory/room/{}", enc(&alias))).await.1["room_id"].as_str().unwrap().to_string() }
+    };
+    let lounge = room("#mem5-speakers:localhost".into()).await;
+    let (_, lounge_state) = api.get(&format!("/_matrix/client/v3/rooms/{}/state", enc(&lounge))).await;
+    let invited_in_lounge = lounge_state.as_array().unwrap().iter().filter(|e| e["type"] == "m.room.member" && e["content"]["membership"] == "invite").count();
+    assert_eq!(invited_in_lounge, N, "everyone invited to the lounge");
+    for (i, u) in users.iter().enumerate().step_by(7) {
+        let talk = room(format!("#mem5-talk-t{i}:localhost")).await;
+        let (_, m) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.member/{}", enc(&talk), enc(&u.user_id))).await;
+        assert_eq!(m["membership"], "invite", "t{i}");
+    }
+    let again = run(&["invite", "--json"]);
+    assert_eq!((again["invites"].as_u64(), again["writes"].as_u64()), (Some(0), Some(0)), "{again}");
+}

@@ -361,7 +361,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         cancelled.push(retire(hs, &conference, plan, &room_id, opts.dry_run).await);
     }
     // 5. Memberships, then each room's managed record (last: a failed removal stays on record for the next run).
-    let outcome = memberships(hs, plan, &states, opts, &sem).await;
+    let outcome = memberships(hs, plan, &states, &links, opts, &sem).await;
     for room in plan.rooms.iter() {
         let Some(current) = states.get(&room.key).filter(|c| c.ok || outcome.tokens.contains_key(&room.key)) else { continue };
         let record = record_of(room, current, &outcome, &links);
@@ -700,6 +700,8 @@ struct Work {
     room_id: String,
     user_id: String,
     action: &'static str,
+    /// For someone known by e-mail: the record entry that stays until this is done.
+    email_key: Option<String>,
 }
 
 /// One e-mail invite to send.
@@ -716,7 +718,14 @@ fn label(name: &str, address: &str) -> String {
 /// Invites the planned members who are not in (or invited to) their rooms, by Matrix ID or, for people with only
 /// an e-mail address, through the identity server; withdraws what the schedule no longer wants. Restart-safe: an
 /// invite already sent shows in the room's state or record, and is not sent again.
-async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Current>, opts: &Options, sem: &Arc<Semaphore>) -> Outcome {
+async fn memberships(
+    hs: &Homeserver,
+    plan: &Plan,
+    states: &HashMap<String, Current>,
+    links: &BTreeMap<String, String>,
+    opts: &Options,
+    sem: &Arc<Semaphore>,
+) -> Outcome {
     let mut out = Outcome::default();
     let mut work: Vec<Work> = Vec::new();
     let mut email_work: BTreeMap<String, (String, Vec<EmailWork>)> = BTreeMap::new();
@@ -742,14 +751,14 @@ async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Curr
                     action: "declined".into(),
                     error: None,
                 }),
-                _ => work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "invite" }),
+                _ => work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "invite", email_key: None }),
             }
         }
         for uid in previous.users.iter().filter(|u| !desired.contains(u) && **u != hs.user_id) {
             match membership_of(state, uid) {
-                Some("invite") => work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "revoke" }),
+                Some("invite") => work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "revoke", email_key: None }),
                 Some("join") if opts.kick_removed => {
-                    work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "remove" })
+                    work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "remove", email_key: None })
                 }
                 _ => {}
             }
@@ -778,13 +787,21 @@ async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Curr
                 .1
                 .push(EmailWork { key: keys[0].clone(), address, name: m.name.clone() });
         }
-        for (key, record) in &previous.emails {
-            if let (false, Some(token), None) = (wanted_keys.contains(key), &record.token, &record.user_id) {
-                let live = state.get(&(THIRD_PARTY_INVITE.to_string(), token.clone())).is_some_and(|c| c.as_object().is_some_and(|o| !o.is_empty()));
-                if live {
-                    email_revokes.push((room.key.clone(), room_id.clone(), key.clone(), token.clone()));
-                }
+        for (key, record) in previous.emails.iter().filter(|(k, _)| !wanted_keys.contains(*k)) {
+            let (Some(token), None) = (&record.token, &record.user_id) else { continue };
+            let live = state.get(&(THIRD_PARTY_INVITE.to_string(), token.clone())).is_some_and(|c| c.as_object().is_some_and(|o| !o.is_empty()));
+            if live {
+                email_revokes.push((room.key.clone(), room_id.clone(), key.clone(), token.clone()));
             }
+            // Taken up since the last run, by someone the schedule has dropped meanwhile: their Matrix membership
+            // goes like anyone else's.
+            let Some(user) = links.get(key).filter(|u| !desired.contains(u)) else { continue };
+            let action = match membership_of(state, user) {
+                Some("invite") => "revoke",
+                Some("join") if opts.kick_removed => "remove",
+                _ => continue,
+            };
+            work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: user.clone(), action, email_key: Some(key.clone()) });
         }
     }
     // Spread invites across receivers: Synapse limits invites per receiver, so one person's many rooms go last.
@@ -802,6 +819,7 @@ async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Curr
         for (_, w) in keyed {
             if w.action != "invite" {
                 out.pending.insert((w.room.clone(), w.user_id.clone()));
+                out.pending.extend(w.email_key.clone().map(|k| (w.room.clone(), k)));
             }
             out.actions.push(MemberAction { room: w.room, user_id: w.user_id, action: w.action.into(), error: None });
         }
@@ -819,6 +837,10 @@ async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Curr
         }
         return out;
     }
+    let total = keyed.len();
+    if total > 0 {
+        tracing::info!(total, "sending invites and withdrawals, spread across people");
+    }
     let mut set = JoinSet::new();
     for (_, w) in keyed {
         let (hs, sem) = (hs.clone(), sem.clone());
@@ -831,17 +853,26 @@ async fn memberships(hs: &Homeserver, plan: &Plan, states: &HashMap<String, Curr
             match result {
                 Ok(()) => {
                     tracing::info!(room = %w.room, user = %w.user_id, action = w.action, "membership");
-                    (MemberAction { room: w.room, user_id: w.user_id, action: w.action.into(), error: None }, None)
+                    (MemberAction { room: w.room, user_id: w.user_id, action: w.action.into(), error: None }, Vec::new())
                 }
                 Err(e) => {
                     tracing::warn!(room = %w.room, user = %w.user_id, action = w.action, error = %e, "membership failed");
-                    let pending = (w.action != "invite").then(|| (w.room.clone(), w.user_id.clone()));
+                    let mut pending = Vec::new();
+                    if w.action != "invite" {
+                        pending.push((w.room.clone(), w.user_id.clone()));
+                        pending.extend(w.email_key.clone().map(|k| (w.room.clone(), k)));
+                    }
                     (MemberAction { room: w.room, user_id: w.user_id, action: "failed".into(), error: Some(e.to_string()) }, pending)
                 }
             }
         });
     }
+    let mut done = 0usize;
     while let Some(joined) = set.join_next().await {
+        done += 1;
+        if done.is_multiple_of(50) || done == total {
+            tracing::info!(done, total, rate_limit_waits = Counters::get(&hs.counters.rate_limited), "invites progress");
+        }
         match joined {
             Ok((a, pending)) => {
                 out.actions.push(a);
