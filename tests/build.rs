@@ -322,6 +322,13 @@ async fn password_login_keeps_its_session_and_reuses_the_device() {
     assert_eq!(who["device_id"], device.as_str());
     // Only the test harness's registration login and ours: the restart did not log in again.
     assert!(ids.len() <= 2, "{ids:?}");
+    // The session is logged out elsewhere: the next start notices, logs in again and keeps the new session.
+    let (status, _) = api.post("/_matrix/client/v3/logout", &serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    let third = Homeserver::connect(&s.url, &creds).await.unwrap();
+    assert!(third.resolve_alias("#nothing-here:localhost").await.is_ok(), "the new session works");
+    let renewed: Value = serde_json::from_str(&std::fs::read_to_string(&session_file).unwrap()).unwrap();
+    assert_ne!(renewed["access_token"], saved["access_token"]);
 }
 
 fn widget_ctx(conference: &str, bot: &str) -> stagehand::plan::widgets::WidgetContext {

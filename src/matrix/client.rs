@@ -210,7 +210,19 @@ impl Homeserver {
                 restore(&client, &user_id, device_id.as_deref().unwrap_or("STAGEHAND"), token).await?;
             }
             Credentials::Password { user, password, session_file } => {
-                match read_session(session_file) {
+                // A kept session whose token the server no longer accepts (logged out, expired, another server):
+                // forget it and log in again, rather than failing every request of the run.
+                let kept = match read_session(session_file) {
+                    Some(session) => match whoami(url, &session.tokens.access_token).await {
+                        Err(MatrixError::Api { status: 401, .. }) => {
+                            tracing::warn!(file = %session_file.display(), "the kept session is no longer valid; logging in again");
+                            None
+                        }
+                        _ => Some(session),
+                    },
+                    None => None,
+                };
+                match kept {
                     Some(session) => client.restore_session(session).await.map_err(|e| setup(&e))?,
                     None => {
                         client
