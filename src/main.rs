@@ -205,7 +205,7 @@ async fn load_with_config(input: &Input) -> anyhow::Result<(Parsed, Config)> {
     let config = load_config(input.config.as_ref())?
         .context("building on a homeserver needs a config (--config): conference id, server name, credentials")?;
     let req = request(input, Some(&config))?;
-    let parsed = load(&req, Some(&config)).await.with_context(|| format!("cannot read {}", req.source))?;
+    let parsed = load(&req, Some(&config)).await.with_context(|| format!("cannot read {}", stagehand::source::shown(&req.source)))?;
     print_findings(&parsed);
     Ok((parsed, config))
 }
@@ -405,7 +405,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         let c = &p.conference;
                         println!(
                             "{}: {} ({}), {} days, {} rooms, {} tracks, {} talks, {} people: {} errors, {} warnings",
-                            req.source,
+                            stagehand::source::shown(&req.source),
                             c.title,
                             p.format.name(),
                             c.days.len(),
@@ -508,7 +508,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan { input, homeserver: None, json } => {
             let config = load_config(input.config.as_ref())?;
             let req = request(&input, config.as_ref())?;
-            let parsed = load(&req, config.as_ref()).await.with_context(|| format!("cannot read {}", req.source))?;
+            let parsed = load(&req, config.as_ref()).await.with_context(|| format!("cannot read {}", stagehand::source::shown(&req.source)))?;
             let config = match config {
                 Some(c) => c,
                 None => fallback_config(&parsed)?,
@@ -535,8 +535,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format: format.map(Into::into),
                 timezone: tz,
             };
-            let a = load(&mk(&old), config.as_ref()).await.with_context(|| format!("cannot read {old}"))?;
-            let b = load(&mk(&new), config.as_ref()).await.with_context(|| format!("cannot read {new}"))?;
+            let a = load(&mk(&old), config.as_ref()).await.with_context(|| format!("cannot read {}", stagehand::source::shown(&old)))?;
+            let b = load(&mk(&new), config.as_ref()).await.with_context(|| format!("cannot read {}", stagehand::source::shown(&new)))?;
             let changes = diff::diff(&a.conference, &b.conference);
             if json {
                 println!("{}", serde_json::to_string_pretty(&changes)?);

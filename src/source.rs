@@ -38,6 +38,22 @@ pub fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
+/// A source as it may be shown in messages, logs and file names: a URL's query values and password hidden (API
+/// tokens travel there: `?token=...`); paths unchanged.
+pub fn shown(source: &str) -> String {
+    if !is_url(source) {
+        return source.to_string();
+    }
+    let Ok(mut url) = reqwest::Url::parse(source) else { return source.split('?').next().unwrap_or_default().to_string() };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    let keys: Vec<String> = url.query_pairs().map(|(k, _)| format!("{k}=***")).collect();
+    url.set_query(None);
+    url.set_fragment(None);
+    if keys.is_empty() { url.to_string() } else { format!("{url}?{}", keys.join("&")) }
+}
+
 /// Reads a file, refusing one over `max_bytes` without reading it whole.
 pub fn read_file(path: &Path, max_bytes: usize) -> Result<Vec<u8>, SourceError> {
     let name = path.display().to_string();
@@ -58,7 +74,7 @@ pub fn read_file(path: &Path, max_bytes: usize) -> Result<Vec<u8>, SourceError> 
 /// The cache file for a URL: a readable prefix and a hash, so two URLs never share one.
 pub fn cache_path(cache_dir: &Path, url: &str) -> PathBuf {
     let h = crate::schedule::model::stable_hash(url.bytes());
-    let readable: String = crate::schedule::model::slugify(url).chars().take(60).collect();
+    let readable: String = crate::schedule::model::slugify(shown(url).split('?').next().unwrap_or_default()).chars().take(60).collect();
     cache_dir.join(format!("{readable}-{h:016x}"))
 }
 
@@ -71,12 +87,12 @@ pub async fn load(source: &str, cfg: &ScheduleConfig) -> Result<Fetched, SourceE
     let cache_dir = cfg.cache_dir.clone().unwrap_or_else(|| PathBuf::from(".stagehand/cache"));
     let cache = cache_path(&cache_dir, source);
     match fetch(source, cfg).await {
-        Ok(bytes) => Ok(Fetched { name: source.to_string(), bytes, cache_path: Some(cache), stale_because: None }),
+        Ok(bytes) => Ok(Fetched { name: shown(source), bytes, cache_path: Some(cache), stale_because: None }),
         Err(err) => match read_file(&cache, cfg.max_bytes) {
             Ok(bytes) => {
-                tracing::warn!(url = source, error = %err, cache = %cache.display(), "SCHEDULE SERVER FAILED: using the last good copy");
+                tracing::warn!(url = %shown(source), error = %err, cache = %cache.display(), "SCHEDULE SERVER FAILED: using the last good copy");
                 Ok(Fetched {
-                    name: source.to_string(),
+                    name: shown(source),
                     bytes,
                     cache_path: Some(cache),
                     stale_because: Some(err.to_string()),
@@ -107,7 +123,7 @@ pub fn remember(fetched: &Fetched) -> std::io::Result<()> {
 }
 
 async fn fetch(url: &str, cfg: &ScheduleConfig) -> Result<Vec<u8>, SourceError> {
-    let http = |message: String| SourceError::Http { url: url.to_string(), message };
+    let http = |message: String| SourceError::Http { url: shown(url), message };
     let mut headers = reqwest::header::HeaderMap::new();
     for (name, value) in &cfg.headers {
         let value = expand_env(value, |k| std::env::var(k).ok()).map_err(|e| SourceError::Header(format!("{name}: {e}")))?;
@@ -164,6 +180,16 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_urls_are_not_shown() {
+        assert_eq!(shown("https://pretalx.example/api/schedule.xml?token=s3cret&lang=en"), "https://pretalx.example/api/schedule.xml?token=***&lang=***");
+        assert_eq!(shown("https://user:pa55@example.org/s.xml"), "https://user:***@example.org/s.xml");
+        assert_eq!(shown("schedules/example.yaml"), "schedules/example.yaml");
+        let cache = cache_path(Path::new("c"), "https://pretalx.example/api/schedule.xml?token=s3cret");
+        assert!(!cache.display().to_string().contains("s3cret"), "{}", cache.display());
+        assert_ne!(cache, cache_path(Path::new("c"), "https://pretalx.example/api/schedule.xml?token=other"));
+    }
 
     #[test]
     fn cache_paths_differ_per_url() {
