@@ -310,6 +310,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     // 3. Space children; 4. rooms no longer planned.
     let planned_ids: HashMap<&str, &str> = ids.iter().map(|(k, v)| (v.as_str(), k.as_str())).collect();
     let mut dropped: Vec<String> = Vec::new();
+    let mut work: Vec<(String, String, Vec<(StateItem, Option<Value>)>)> = Vec::new();
     for space in plan.rooms.iter().filter(|r| r.kind.is_space() && opts.scope == Scope::All) {
         let (Some(space_id), Some(current)) = (ids.get(&space.key), states.get(&space.key).map(|c| &c.state)) else { continue };
         let mut changes = Vec::new();
@@ -334,11 +335,23 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
                 }
             }
         }
-        if changes.is_empty() {
-            continue;
+        if !changes.is_empty() {
+            work.push((space.key.clone(), space_id.clone(), changes));
         }
-        let result = apply_changes(hs, space_id, &changes, opts.dry_run).await;
-        if let Some(report) = reports.get_mut(&space.key) {
+    }
+    // Spaces in parallel (bounded); each space's own links in order.
+    let mut set = JoinSet::new();
+    for (key, space_id, changes) in work {
+        let (hs, sem, dry_run) = (hs.clone(), sem.clone(), opts.dry_run);
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let result = apply_changes(&hs, &space_id, &changes, dry_run).await;
+            (key, changes, result)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let Ok((key, changes, result)) = joined else { continue };
+        if let Some(report) = reports.get_mut(&key) {
             merge_status(report, &changes, result);
         }
     }
