@@ -201,6 +201,20 @@ async fn dry_run_lists_what_would_change_and_writes_nothing() {
     let id = resolve(&api, &updated[0].alias).await.unwrap();
     let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(&id))).await;
     assert_eq!(name["name"], "Async Rust without tears", "a dry run must not write");
+
+    // Someone takes the public root space out of the room directory: the next run lists it again, once.
+    let root = plan.rooms.iter().find(|r| r.parent.is_none()).unwrap();
+    assert!(root.public);
+    let root_id = resolve(&api, &root.alias).await.unwrap();
+    let path = format!("/_matrix/client/v3/directory/list/room/{}", enc(&root_id));
+    assert_eq!(api.get(&path).await.1["visibility"], "public");
+    let (status, _) = api.put(&path, &serde_json::json!({"visibility": "private"})).await;
+    assert_eq!(status, 200);
+    let report = build(&hs, &plan, "12").await;
+    let fixed = report.objects.iter().find(|o| o.key == root.key).unwrap();
+    assert!(matches!(&fixed.status, Status::Update { changes } if changes.iter().any(|c| c.event_type == "directory")), "{fixed:?}");
+    assert_eq!(api.get(&path).await.1["visibility"], "public");
+    assert_eq!(build(&hs, &plan, "12").await.writes, 0);
 }
 
 /// A subset of a FOSDEM 2026 snapshot: the tracks of the talks that change between the last two exports.
@@ -478,4 +492,17 @@ async fn an_emptied_schedule_does_not_cancel_the_conference() {
     let talk = resolve(&api, &plan.rooms.iter().find(|r| r.key == "talk/welcome").unwrap().alias).await.unwrap();
     let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(&talk))).await;
     assert_eq!(name["name"], "Welcome to Matrix Camp", "not renamed Cancelled");
+    // Nor taken out of its space: a refused (or failed) cancellation leaves the room where the next run finds it.
+    let room = plan.rooms.iter().find(|r| r.key == "talk/welcome").unwrap();
+    let space = resolve(&api, &plan.rooms.iter().find(|r| Some(&r.key) == room.parent.as_ref()).unwrap().alias).await.unwrap();
+    let (status, link) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.space.child/{}", enc(&space), enc(&talk))).await;
+    assert_eq!(status, 200);
+    assert!(link.as_object().is_some_and(|o| !o.is_empty()), "still linked: {link}");
+    // With the limit raised (the organiser confirms), the same run marks and unlinks them.
+    let report = reconcile(&hs, &plan_empty, &Options { max_cancel: Some(100), ..opts }).await;
+    assert!(report.cancelled >= 6, "{}", report.summary());
+    let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(&talk))).await;
+    assert!(name["name"].as_str().unwrap().starts_with("Cancelled: "), "{name}");
+    let (_, link) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.space.child/{}", enc(&space), enc(&talk))).await;
+    assert!(link.as_object().is_some_and(|o| o.is_empty()), "unlinked: {link}");
 }

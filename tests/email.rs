@@ -31,6 +31,10 @@ struct Setup {
 
 impl Setup {
     fn files(&self, t2_speakers: &str) -> std::path::PathBuf {
+        self.files_terms(t2_speakers, true)
+    }
+
+    fn files_terms(&self, t2_speakers: &str, accept_terms: bool) -> std::path::PathBuf {
         let (_, sydent) = servers();
         let schedule = format!(
             "conference: {{id: mail1, title: E-mail test, timezone: Europe/Brussels}}\n\
@@ -51,7 +55,7 @@ impl Setup {
             "config.yaml",
             &format!(
                 "conference: {{id: mail1}}\nhomeserver: {{server_name: {server}}}\nschedule: {{source: {s:?}}}\n\
-                 people:\n  identity_server: {{server: \"{is}\", url: \"{url}\"}}\n",
+                 people:\n  identity_server: {{server: \"{is}\", url: \"{url}\", accept_terms: {accept_terms}}}\n",
                 server = servers().0.server_name,
                 s = self.dir.path().join("schedule.yaml"),
                 is = sydent.server,
@@ -61,6 +65,13 @@ impl Setup {
     }
 
     fn run(&self, args: &[&str], config: &std::path::Path) -> Value {
+        let (ok, report) = self.try_run(args, config);
+        assert!(ok, "{report}");
+        report
+    }
+
+    /// Whether the run succeeded, and its JSON report.
+    fn try_run(&self, args: &[&str], config: &std::path::Path) -> (bool, Value) {
         let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))
             .args(args)
             .arg("--config")
@@ -70,8 +81,8 @@ impl Setup {
             .current_dir(common::root())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out.stderr).into_owned()));
+        (out.status.success(), report)
     }
 
     fn api(&self, user: &User) -> Api {
@@ -138,6 +149,14 @@ async fn bind_email(user: &User, address: &str) {
         .unwrap();
     let reg: Value = http.post(format!("{}/_matrix/identity/v2/account/register", sydent.url)).json(&openid).send().await.unwrap().json().await.unwrap();
     let token = reg["token"].as_str().expect("identity server token").to_string();
+    let terms = http
+        .post(format!("{}/_matrix/identity/v2/terms", sydent.url))
+        .bearer_auth(&token)
+        .json(&json!({"user_accepts": ["https://example.org/privacy-en.html"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(terms.status().is_success());
     let before = sydent.mails().len();
     let secret = "stagehandTestSecret1";
     let req: Value = http
@@ -182,10 +201,20 @@ async fn bind_email(user: &User, address: &str) {
 async fn email_invites_through_a_real_identity_server_and_the_matrix_id_is_remembered() {
     let (synapse, sydent) = servers();
     let setup = Setup { bot: synapse.register("mailbot", false), alice: synapse.register("alice", false), dir: tempfile::tempdir().unwrap() };
+    // The identity server has terms of service: not accepted in the config, nothing is sent by e-mail, the run says
+    // which terms, and fails; the rooms are built and alice (by Matrix ID) is invited all the same.
+    let cfg = setup.files_terms("gina", false);
+    let (ok, refused) = setup.try_run(&["apply", "--json"], &cfg);
+    assert!(!ok, "{refused}");
+    let failed: Vec<&Value> = refused["memberships"].as_array().unwrap().iter().filter(|m| m["action"] == "failed").collect();
+    assert_eq!(failed.len(), 4, "{refused}");
+    assert!(failed.iter().all(|m| m["error"].as_str().unwrap().contains("https://example.org/privacy-en.html")), "{failed:?}");
+    assert_eq!(refused["invites"], 2, "{refused}");
+    assert!(sydent.mails().is_empty());
     let cfg = setup.files("gina");
 
-    // Killed right after the first e-mail invite (alice's two invites come first), before its record is written.
-    common::apply_killed_at("invite:3", &cfg, &setup.bot.token, &synapse.url);
+    // Terms accepted. Killed right after the first e-mail invite, before its record is written.
+    common::apply_killed_at("invite:1", &cfg, &setup.bot.token, &synapse.url);
     let report = setup.run(&["apply", "--json"], &cfg);
     let emailed = report["memberships"].as_array().unwrap().iter().filter(|m| m["action"] == "email_invite").count();
     assert_eq!(emailed, 4, "erin: t1 and lounge, gina: t2 and lounge, one of them found from the killed run: {report}");

@@ -419,6 +419,25 @@ impl Homeserver {
         Ok(())
     }
 
+    /// Whether the room is published in the server's room directory.
+    pub async fn published(&self, room_id: &str) -> Result<bool, MatrixError> {
+        use matrix_sdk::ruma::api::client::directory::get_room_visibility::v3 as get;
+        let id = room_id_of(room_id)?;
+        let what = format!("read the directory visibility of {room_id}");
+        let resp = self.call(&what, false, || self.client.send(get::Request::new(id.clone())).into_future()).await?;
+        Ok(resp.visibility == room::Visibility::Public)
+    }
+
+    /// Publishes the room in the room directory, or takes it out.
+    pub async fn publish(&self, room_id: &str, public: bool) -> Result<(), MatrixError> {
+        use matrix_sdk::ruma::api::client::directory::set_room_visibility::v3 as set;
+        let id = room_id_of(room_id)?;
+        let visibility = if public { room::Visibility::Public } else { room::Visibility::Private };
+        let what = format!("set the directory visibility of {room_id}");
+        self.call(&what, true, || self.client.send(set::Request::new(id.clone(), visibility.clone())).into_future()).await?;
+        Ok(())
+    }
+
     /// Invites an e-mail address through the identity server (the homeserver looks it up and, if nobody has bound
     /// it yet, has the identity server store the invite and mail it; the room gets an `m.room.third_party_invite`).
     pub async fn invite_email(&self, room_id: &str, id_server: &str, id_access_token: &str, address: &str) -> Result<(), MatrixError> {

@@ -29,6 +29,9 @@ use crate::plan::{Plan, PlannedRoom};
 
 type StateMap = HashMap<(String, String), Value>;
 
+/// State changes to one room: the new item and what it replaces.
+type Changes = Vec<(StateItem, Option<Value>)>;
+
 /// What a run touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Scope {
@@ -307,10 +310,11 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         }
     }
 
-    // 3. Space children; 4. rooms no longer planned.
+    // 3. Space children follow the plan; 4. a room no longer planned is marked cancelled before it is taken out of
+    // its space, so a room whose marking failed stays linked and the next run finds it and tries again.
     let planned_ids: HashMap<&str, &str> = ids.iter().map(|(k, v)| (v.as_str(), k.as_str())).collect();
-    let mut dropped: Vec<String> = Vec::new();
-    let mut work: Vec<(String, String, Vec<(StateItem, Option<Value>)>)> = Vec::new();
+    let mut work: Vec<(String, String, Changes)> = Vec::new();
+    let mut unplanned: Vec<(usize, String, Value)> = Vec::new();
     for space in plan.rooms.iter().filter(|r| r.kind.is_space() && opts.scope == Scope::All) {
         let (Some(space_id), Some(current)) = (ids.get(&space.key), states.get(&space.key).map(|c| &c.state)) else { continue };
         let mut changes = Vec::new();
@@ -329,33 +333,21 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         let all_known = plan.children(&space.key).all(|c| ids.contains_key(&c.key));
         for ((t, k), content) in current {
             if all_known && t == "m.space.child" && !wanted.contains(k) && content.as_object().is_some_and(|o| !o.is_empty()) {
-                changes.push((state::removed("m.space.child", k), Some(content.clone())));
-                if !planned_ids.contains_key(k.as_str()) {
-                    dropped.push(k.clone());
+                if planned_ids.contains_key(k.as_str()) {
+                    // Moved to another space.
+                    changes.push((state::removed("m.space.child", k), Some(content.clone())));
+                } else {
+                    unplanned.push((work.len(), k.clone(), content.clone()));
                 }
             }
         }
-        if !changes.is_empty() {
-            work.push((space.key.clone(), space_id.clone(), changes));
-        }
+        work.push((space.key.clone(), space_id.clone(), changes));
     }
-    // Spaces in parallel (bounded); each space's own links in order.
-    let mut set = JoinSet::new();
-    for (key, space_id, changes) in work {
-        let (hs, sem, dry_run) = (hs.clone(), sem.clone(), opts.dry_run);
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let result = apply_changes(&hs, &space_id, &changes, dry_run).await;
-            (key, changes, result)
-        });
-    }
-    while let Some(joined) = set.join_next().await {
-        let Ok((key, changes, result)) = joined else { continue };
-        if let Some(report) = reports.get_mut(&key) {
-            merge_status(report, &changes, result);
-        }
-    }
+    let mut dropped: Vec<String> = unplanned.iter().map(|(_, k, _)| k.clone()).collect();
+    dropped.sort();
+    dropped.dedup();
     let mut cancelled = Vec::new();
+    let mut unlink: HashSet<String> = HashSet::new();
     let talk_rooms = plan.rooms.iter().filter(|r| r.kind == crate::plan::ObjectKind::TalkRoom).count();
     let limit = opts.max_cancel.unwrap_or_else(|| (talk_rooms / 5).max(10));
     if dropped.len() > limit {
@@ -371,7 +363,34 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         }
     }
     for room_id in dropped {
-        cancelled.push(retire(hs, &conference, plan, &room_id, opts.dry_run).await);
+        let (report, done) = retire(hs, &conference, plan, &room_id, opts.dry_run).await;
+        cancelled.push(report);
+        if done {
+            unlink.insert(room_id);
+        }
+    }
+    for (i, child_id, content) in unplanned {
+        if unlink.contains(&child_id)
+            && let Some((_, _, changes)) = work.get_mut(i)
+        {
+            changes.push((state::removed("m.space.child", &child_id), Some(content)));
+        }
+    }
+    // Spaces in parallel (bounded); each space's own links in order.
+    let mut set = JoinSet::new();
+    for (key, space_id, changes) in work.into_iter().filter(|(_, _, c)| !c.is_empty()) {
+        let (hs, sem, dry_run) = (hs.clone(), sem.clone(), opts.dry_run);
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let result = apply_changes(&hs, &space_id, &changes, dry_run).await;
+            (key, changes, result)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let Ok((key, changes, result)) = joined else { continue };
+        if let Some(report) = reports.get_mut(&key) {
+            merge_status(report, &changes, result);
+        }
     }
     // 5. Memberships, then each room's managed record (last: a failed removal stays on record for the next run).
     let outcome = memberships(hs, plan, &states, &links, opts, &sem).await;
@@ -574,8 +593,13 @@ async fn ensure(
             changes.push((state::removed("m.space.parent", k), Some(content.clone())));
         }
     }
+    let directory = if all { directory_change(hs, &room_id, room, &state, opts.dry_run).await } else { None };
     if changes.is_empty() {
-        return (report(Some(room_id.clone()), Status::Unchanged), Some(Current { room_id, state, previous, ok: true }));
+        let status = match directory {
+            Some(change) => Status::Update { changes: vec![change] },
+            None => Status::Unchanged,
+        };
+        return (report(Some(room_id.clone()), status), Some(Current { room_id, state, previous, ok: true }));
     }
     let result = apply_changes(hs, &room_id, &changes, opts.dry_run).await;
     let ok = result.is_ok();
@@ -586,7 +610,49 @@ async fn ensure(
     }
     let mut r = report(Some(room_id.clone()), Status::Unchanged);
     merge_status(&mut r, &changes, result);
+    if let (Some(change), Status::Update { changes }) = (directory, &mut r.status) {
+        changes.push(change);
+    }
     (r, Some(Current { room_id, state, previous, ok }))
+}
+
+/// Brings the room's entry in the room directory to the plan (public rooms listed, others not). Only rooms that are
+/// or were public are looked at. A server that refuses to publish (`room_list_publication_rules`) gets a warning,
+/// not a failure: the room itself is right.
+async fn directory_change(hs: &Homeserver, room_id: &str, room: &PlannedRoom, state: &StateMap, dry_run: bool) -> Option<FieldChange> {
+    let was_public = state.get(&("m.room.join_rules".to_string(), String::new())).is_some_and(|c| c["join_rule"] == "public");
+    if !room.public && !was_public {
+        return None;
+    }
+    let listed = match hs.published(room_id).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::warn!(room = %room.key, error = %e, "cannot read the room's directory visibility");
+            return None;
+        }
+    };
+    if listed == room.public {
+        return None;
+    }
+    let change = FieldChange {
+        event_type: "directory".into(),
+        state_key: String::new(),
+        from: Some(json!({"visibility": if listed { "public" } else { "private" }})),
+        to: json!({"visibility": if room.public { "public" } else { "private" }}),
+    };
+    if dry_run {
+        return Some(change);
+    }
+    match hs.publish(room_id, room.public).await {
+        Ok(()) => {
+            tracing::info!(room = %room.key, public = room.public, "directory visibility");
+            Some(change)
+        }
+        Err(e) => {
+            tracing::warn!(room = %room.key, error = %e, "the homeserver refused the directory change; check room_list_publication_rules");
+            None
+        }
+    }
 }
 
 async fn apply_changes(hs: &Homeserver, room_id: &str, changes: &[(StateItem, Option<Value>)], dry_run: bool) -> Result<(), MatrixError> {
@@ -622,23 +688,24 @@ fn merge_status(report: &mut ObjectReport, changes: &[(StateItem, Option<Value>)
     }
 }
 
-/// A room taken out of a space that the plan no longer holds: if it is ours, mark it cancelled and cut its parent
-/// link. Never deleted: its history stays readable for those in it.
-async fn retire(hs: &Homeserver, conference: &str, plan: &Plan, room_id: &str, dry_run: bool) -> Option<ObjectReport> {
+/// A room in one of our spaces that the plan no longer holds: if it is ours, mark it cancelled and cut its parent
+/// link. Never deleted: its history stays readable for those in it. Returns the report and whether the room may
+/// now be taken out of the space (marked, or not ours to mark); a room that could not be read or marked stays in.
+async fn retire(hs: &Homeserver, conference: &str, plan: &Plan, room_id: &str, dry_run: bool) -> (Option<ObjectReport>, bool) {
     let state = match hs.room_state(room_id).await {
         Ok(s) => to_map(&s),
         Err(e) => {
-            tracing::warn!(room_id, error = %e, "cannot read a room taken out of its space");
-            return None;
+            tracing::warn!(room_id, error = %e, "cannot read a room the plan no longer holds; it stays in its space until it can be marked");
+            return (None, false);
         }
     };
-    let locator = state.get(&(LOCATOR.to_string(), String::new()))?.clone();
+    let Some(locator) = state.get(&(LOCATOR.to_string(), String::new())).cloned() else { return (None, true) };
     if locator["conference"] != conference {
-        return None;
+        return (None, true);
     }
     let key = locator["key"].as_str().unwrap_or_default().to_string();
     if plan.rooms.iter().any(|r| r.key == key) {
-        return None;
+        return (None, true);
     }
     let mut changes = Vec::new();
     if locator.get("cancelled") != Some(&json!(true)) {
@@ -663,13 +730,16 @@ async fn retire(hs: &Homeserver, conference: &str, plan: &Plan, room_id: &str, d
         }
     }
     let result = apply_changes(hs, room_id, &changes, dry_run).await;
+    let done = result.is_ok();
     let status = match result {
-        Ok(()) => Status::Cancelled,
-        Err(e) => Status::Failed { error: e.to_string() },
+        Ok(()) => {
+            tracing::info!(room = %key, room_id, "talk no longer in the schedule: kept, marked cancelled, taken out of its space");
+            Status::Cancelled
+        }
+        Err(e) => Status::Failed { error: format!("not marked cancelled (stays in its space, retried next run): {e}") },
     };
-    tracing::info!(room = %key, room_id, "talk no longer in the schedule: kept, marked cancelled, taken out of its space");
     let alias = state.get(&("m.room.canonical_alias".into(), String::new())).and_then(|a| a["alias"].as_str()).unwrap_or_default().to_string();
-    Some(ObjectReport { key, alias, room_id: Some(room_id.to_string()), status })
+    (Some(ObjectReport { key, alias, room_id: Some(room_id.to_string()), status }), done)
 }
 
 /// Content with the `token=` of widget URLs hidden, for logs and reports: backstage page tokens are secrets.
