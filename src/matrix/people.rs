@@ -100,34 +100,51 @@ pub fn display_fits(display: &str, email: &str) -> bool {
 }
 
 /// Who took up which invite in one room: token -> Matrix ID, from the member events (or, for members who joined
-/// since, the invite their join replaced). Reads replaced events only for rooms that have invites not yet linked.
+/// since, the invite their join replaced). Only rooms with invites not yet linked are looked at, and only members
+/// Stagehand does not manage yet; walking back through replaced memberships stops once every pending invite is
+/// found, and after a bounded number of reads (a room opened to the audience has many members).
 pub async fn taken_up(hs: &Homeserver, room_id: &str, events: &[StateEvent], managed: &Managed) -> HashMap<String, String> {
+    const MAX_READS: usize = 64;
     let mut out = HashMap::new();
     let pending: Vec<&str> = managed.emails.values().filter(|r| r.user_id.is_none()).filter_map(|r| r.token.as_deref()).collect();
     if pending.is_empty() {
         return out;
     }
-    for e in events.iter().filter(|e| e.event_type == "m.room.member" && e.state_key != hs.user_id) {
-        if let Some(token) = invite_token(&e.content).or_else(|| e.prev_content.as_ref().and_then(invite_token)) {
-            out.insert(token.to_string(), e.state_key.clone());
-            continue;
+    let candidates: Vec<&StateEvent> = events
+        .iter()
+        .filter(|e| e.event_type == "m.room.member" && e.state_key != hs.user_id && !managed.users.contains(&e.state_key))
+        .collect();
+    let mut walk = Vec::new();
+    for e in &candidates {
+        match invite_token(&e.content).or_else(|| e.prev_content.as_ref().and_then(invite_token)) {
+            Some(token) if pending.contains(&token) => {
+                out.insert(token.to_string(), e.state_key.clone());
+            }
+            Some(_) => {}
+            None if e.content["membership"] != "invite" => walk.push(*e),
+            None => {}
         }
-        if managed.users.contains(&e.state_key) || e.prev_content.is_some() {
-            continue;
-        }
-        // The server did not say what this membership replaced: walk back a few events.
+    }
+    // The server did not say what these memberships replaced, or it was not the invite: walk back a few events.
+    let mut reads = 0;
+    for e in walk {
         let mut next = e.replaces_state.clone();
         for _ in 0..4 {
+            if out.len() == pending.len() || reads >= MAX_READS {
+                return out;
+            }
             let Some(id) = next.take() else { break };
+            reads += 1;
             let Ok(v) = hs.event(room_id, &id).await else { break };
             if let Some(token) = invite_token(&v["content"]) {
-                out.insert(token.to_string(), e.state_key.clone());
+                if pending.contains(&token) {
+                    out.insert(token.to_string(), e.state_key.clone());
+                }
                 break;
             }
             next = v["unsigned"]["replaces_state"].as_str().map(str::to_string);
         }
     }
-    out.retain(|token, _| pending.contains(&token.as_str()));
     out
 }
 
