@@ -1159,6 +1159,60 @@ fn record_of(room: &PlannedRoom, current: &Current, outcome: &Outcome, links: &B
 mod tests {
     use super::*;
 
+    fn talk_room(members: Vec<crate::plan::members::PlannedMember>) -> PlannedRoom {
+        PlannedRoom {
+            kind: crate::plan::ObjectKind::TalkRoom,
+            key: "talk/t1".into(),
+            name: "One".into(),
+            alias: "#c-talk-t1:x".into(),
+            parent: None,
+            order: String::new(),
+            talks: 1,
+            track: None,
+            talk: Some("t1".into()),
+            topic: String::new(),
+            public: false,
+            members,
+        }
+    }
+
+    fn person(name: &str, ids: &[&str], emails: &[&str]) -> crate::plan::members::PlannedMember {
+        crate::plan::members::PlannedMember {
+            person: name.to_lowercase(),
+            name: name.into(),
+            role: crate::schedule::model::Role::Speaker,
+            power: 50,
+            user_ids: ids.iter().map(|s| s.to_string()).collect(),
+            emails: emails.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_record_keeps_planned_people_pending_removals_and_email_invites() {
+        let room = talk_room(vec![person("Ann", &["@ann:x"], &[]), person("Eve", &[], &["eve@x.org"]), person("Fay", &[], &["fay@x.org"])]);
+        let (eve, fay, gus) = (people::email_key("eve@x.org"), people::email_key("fay@x.org"), people::email_key("gus@x.org"));
+        let mut previous = Managed { users: vec!["@ann:x".into(), "@old:x".into(), "@gone:x".into()], emails: BTreeMap::new() };
+        previous.emails.insert(eve.clone(), EmailRecord { token: Some("te".into()), user_id: None });
+        previous.emails.insert(gus.clone(), EmailRecord { token: Some("tg".into()), user_id: None });
+        let current = Current { room_id: "!r:x".into(), state: StateMap::new(), previous, ok: true };
+        let mut outcome = Outcome::default();
+        // @old's withdrawal failed; @gone's went through; gus's e-mail invite could not be withdrawn.
+        outcome.pending.insert(("talk/t1".into(), "@old:x".into()));
+        outcome.pending.insert(("talk/t1".into(), gus.clone()));
+        // Fay was invited by e-mail in this run.
+        outcome.tokens.insert("talk/t1".into(), vec![(fay.clone(), EmailRecord { token: Some("tf".into()), user_id: None })]);
+        // Eve took hers up.
+        let links: BTreeMap<String, String> = [(eve.clone(), "@eve:x".to_string())].into_iter().collect();
+        let record = record_of(&room, &current, &outcome, &links);
+        assert_eq!(record.users, vec!["@ann:x".to_string(), "@old:x".to_string()]);
+        assert_eq!(record.emails.get(&eve), Some(&EmailRecord { token: Some("te".into()), user_id: Some("@eve:x".into()) }));
+        assert_eq!(record.emails.get(&fay), Some(&EmailRecord { token: Some("tf".into()), user_id: None }));
+        assert_eq!(record.emails.get(&gus), Some(&EmailRecord { token: Some("tg".into()), user_id: None }));
+        // Once gus's withdrawal went through, his entry goes.
+        outcome.pending.remove(&("talk/t1".to_string(), gus.clone()));
+        assert!(!record_of(&room, &current, &outcome, &links).emails.contains_key(&gus));
+    }
+
     #[test]
     fn tokens_are_redacted() {
         let v = json!({"url": "https://x/qa/c/k?token=abc123&theme=$theme", "data": {"u": ["a?token=zz"]}, "n": 1});
