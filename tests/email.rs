@@ -136,39 +136,17 @@ fn invite_mails(sydent: &Sydent) -> Vec<(String, String)> {
 /// it to their Matrix ID.
 async fn bind_email(user: &User, address: &str) {
     let (synapse, sydent) = servers();
-    let http = reqwest::Client::new();
-    let openid: Value = http
-        .post(format!("{}/_matrix/client/v3/user/{}/openid/request_token", synapse.url, enc(&user.user_id)))
-        .bearer_auth(&user.token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let reg: Value = http.post(format!("{}/_matrix/identity/v2/account/register", sydent.url)).json(&openid).send().await.unwrap().json().await.unwrap();
-    let token = reg["token"].as_str().expect("identity server token").to_string();
-    let terms = http
-        .post(format!("{}/_matrix/identity/v2/terms", sydent.url))
-        .bearer_auth(&token)
-        .json(&json!({"user_accepts": ["https://example.org/privacy-en.html"]}))
-        .send()
-        .await
-        .unwrap();
-    assert!(terms.status().is_success());
+    let ok = |what: &str, (status, body): (u16, Value)| {
+        assert_eq!(status, 200, "{what}: {body}");
+        body
+    };
+    let openid = ok("openid", Api::new(&synapse.url, &user.token).post(&format!("/_matrix/client/v3/user/{}/openid/request_token", enc(&user.user_id)), &json!({})).await);
+    let reg = ok("register", Api::new(&sydent.url, "").post("/_matrix/identity/v2/account/register", &openid).await);
+    let is = Api::new(&sydent.url, reg["token"].as_str().expect("identity server token"));
+    ok("terms", is.post("/_matrix/identity/v2/terms", &json!({"user_accepts": ["https://example.org/privacy-en.html"]})).await);
     let before = sydent.mails().len();
     let secret = "stagehandTestSecret1";
-    let req: Value = http
-        .post(format!("{}/_matrix/identity/v2/validate/email/requestToken", sydent.url))
-        .bearer_auth(&token)
-        .json(&json!({"client_secret": secret, "email": address, "send_attempt": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let req = ok("requestToken", is.post("/_matrix/identity/v2/validate/email/requestToken", &json!({"client_secret": secret, "email": address, "send_attempt": 1})).await);
     let sid = req["sid"].as_str().unwrap_or_else(|| panic!("requestToken: {req}")).to_string();
     let mut code = None;
     for _ in 0..100 {
@@ -179,22 +157,8 @@ async fn bind_email(user: &User, address: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let code = code.expect("the verification mail");
-    let submit = http
-        .post(format!("{}/_matrix/identity/v2/validate/email/submitToken", sydent.url))
-        .bearer_auth(&token)
-        .json(&json!({"sid": sid, "client_secret": secret, "token": code}))
-        .send()
-        .await
-        .unwrap();
-    assert!(submit.status().is_success());
-    let bind = http
-        .post(format!("{}/_matrix/identity/v2/3pid/bind", sydent.url))
-        .bearer_auth(&token)
-        .json(&json!({"sid": sid, "client_secret": secret, "mxid": user.user_id}))
-        .send()
-        .await
-        .unwrap();
-    assert!(bind.status().is_success(), "bind: {}", bind.text().await.unwrap_or_default());
+    ok("submitToken", is.post("/_matrix/identity/v2/validate/email/submitToken", &json!({"sid": sid, "client_secret": secret, "token": code})).await);
+    ok("bind", is.post("/_matrix/identity/v2/3pid/bind", &json!({"sid": sid, "client_secret": secret, "mxid": user.user_id})).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

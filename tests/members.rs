@@ -121,6 +121,16 @@ impl Cast {
     }
 }
 
+/// The invites a report says were sent to (room key, user) pairs already invited before the run.
+fn resent<'a>(report: &'a Value, before: &std::collections::HashSet<(String, String)>) -> Vec<&'a Value> {
+    report["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["action"] == "invite" && before.contains(&(m["room"].as_str().unwrap().to_string(), m["user_id"].as_str().unwrap().to_string())))
+        .collect()
+}
+
 const TALKS_V1: &str = concat!(
     "  - {key: t1, title: One, track: rust, room: H1, start: \"2026-03-14 10:00\", duration: 30, speakers: [alice, bob, erin], hosts: [dave]}\n",
     "  - {key: t2, title: Two, track: rust, room: H1, start: \"2026-03-14 11:00\", duration: 30, speakers: [bob]}\n",
@@ -241,12 +251,7 @@ async fn killed_during_invites_resumes_without_duplicates() {
     }
     assert!(before.len() >= 5, "{before:?}");
     let report = cast.apply(&cfg);
-    let resent: Vec<&Value> = report["memberships"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["action"] == "invite" && before.contains(&(m["room"].as_str().unwrap().to_string(), m["user_id"].as_str().unwrap().to_string())))
-        .collect();
+    let resent = resent(&report, &before);
     assert!(resent.is_empty(), "sent again: {resent:?}");
     let mut after = 0;
     for (_, alias) in rooms {
@@ -395,12 +400,7 @@ async fn a_large_invite_run_killed_midway_resumes_without_duplicates_or_gaps() {
     let before = invited(&api, rooms.clone(), keys.clone()).await;
     assert!((30..planned as usize).contains(&before.len()), "{}", before.len());
     let rest = run(&["invite", "--json"]);
-    let resent: Vec<&Value> = rest["memberships"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["action"] == "invite" && before.contains(&(m["room"].as_str().unwrap().to_string(), m["user_id"].as_str().unwrap().to_string())))
-        .collect();
+    let resent = resent(&rest, &before);
     assert!(resent.is_empty(), "sent again: {resent:?}");
     assert!(rest["invites"].as_u64().unwrap() <= planned - before.len() as u64, "{rest}");
     assert_eq!(invited(&api, rooms.clone(), keys.clone()).await.len(), planned as usize, "none missing");

@@ -193,8 +193,7 @@ pub async fn read(hs: &Homeserver, plan: &Plan) -> Result<HashMap<String, RoomSe
             .filter(|e| e.event_type == "m.room.member")
             .filter_map(|e| Some((e.state_key.clone(), e.content["membership"].as_str()?.to_string())))
             .collect();
-        let state = events.iter().map(|e| ((e.event_type.clone(), e.state_key.clone()), e.content.clone())).collect();
-        let managed = Managed::from_state(&state);
+        let managed = Managed::from_state(&super::client::state_map(&events));
         let taken = people::taken_up(hs, &room_id, &events, &managed).await;
         out.insert(room.key.clone(), RoomSeen { members, managed, taken });
     }
@@ -215,18 +214,8 @@ pub fn csv(rows: &[Row]) -> Result<String, csv::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::members::PlannedMember;
 
-    fn member(name: &str, role: Role, ids: &[&str], emails: &[&str]) -> PlannedMember {
-        PlannedMember {
-            person: name.to_lowercase(),
-            name: name.into(),
-            role,
-            power: 0,
-            user_ids: ids.iter().map(|s| s.to_string()).collect(),
-            emails: emails.iter().map(|s| s.to_string()).collect(),
-        }
-    }
+    use crate::plan::members::fixture as member;
 
     #[test]
     fn presence_covers_every_way_of_being_reached() {
@@ -247,25 +236,12 @@ mod tests {
 
     #[test]
     fn missing_speakers_are_those_who_have_not_joined_the_talk_room() {
-        let room = PlannedRoom {
-            kind: ObjectKind::TalkRoom,
-            key: "talk/t1".into(),
-            name: "One".into(),
-            alias: "#c-talk-t1:x".into(),
-            parent: None,
-            order: String::new(),
-            talks: 1,
-            track: Some("rust".into()),
-            talk: Some("t1".into()),
-            topic: String::new(),
-            public: false,
-            members: vec![
-                member("Ann", Role::Speaker, &["@ann:x"], &[]),
-                member("Ben", Role::Speaker, &["@ben:x"], &[]),
-                member("Cat", Role::Host, &[], &["cat@x.org"]),
-                member("Dan", Role::Coordinator, &["@dan:x"], &[]),
-            ],
-        };
+        let room = crate::plan::talk_room_fixture(vec![
+            member("Ann", Role::Speaker, &["@ann:x"], &[]),
+            member("Ben", Role::Speaker, &["@ben:x"], &[]),
+            member("Cat", Role::Host, &[], &["cat@x.org"]),
+            member("Dan", Role::Coordinator, &["@dan:x"], &[]),
+        ]);
         let mut seen = RoomSeen::default();
         seen.members.insert("@ann:x".into(), "join".into());
         seen.members.insert("@ben:x".into(), "invite".into());

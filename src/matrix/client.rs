@@ -27,8 +27,6 @@ pub struct StateEvent {
     pub event_type: String,
     pub state_key: String,
     pub content: Value,
-    pub sender: String,
-    pub event_id: String,
     /// The content this event replaced, when the server says (`unsigned.prev_content`).
     pub prev_content: Option<Value>,
     /// The id of the event this one replaced (`unsigned.replaces_state`).
@@ -43,12 +41,18 @@ impl StateEvent {
             event_type: text("type")?,
             state_key: text("state_key")?,
             content: v.get("content").cloned().unwrap_or(Value::Null),
-            sender: text("sender").unwrap_or_default(),
-            event_id: text("event_id").unwrap_or_default(),
             prev_content: unsigned.and_then(|u| u.get("prev_content")).or_else(|| v.get("prev_content")).cloned(),
             replaces_state: unsigned.and_then(|u| u.get("replaces_state")).and_then(Value::as_str).map(str::to_string),
         })
     }
+}
+
+/// State events by (type, state key) -> content.
+pub type StateMap = std::collections::HashMap<(String, String), Value>;
+
+/// The contents of a room's state, by (type, state key).
+pub fn state_map(events: &[StateEvent]) -> StateMap {
+    events.iter().map(|e| ((e.event_type.clone(), e.state_key.clone()), e.content.clone())).collect()
 }
 
 /// How Stagehand authenticates.
@@ -257,8 +261,7 @@ impl Homeserver {
         self.call_with(what, write, 6, f).await
     }
 
-    /// [`Self::call`] with a bound on retries of transient errors. Invites use 0: a server error there usually means
-    /// a remote server that cannot be reached, and Synapse has already tried it.
+    /// [`Self::call`] with a bound on retries of transient errors (invites use 0).
     async fn call_with<T, F, Fut>(&self, what: &str, write: bool, transient_limit: u32, mut f: F) -> Result<T, MatrixError>
     where
         F: FnMut() -> Fut,
@@ -351,7 +354,7 @@ impl Homeserver {
     /// An OpenID token proving to a third party (the identity server) that we are this user.
     pub async fn openid_token(&self) -> Result<Value, MatrixError> {
         use matrix_sdk::ruma::api::client::account::request_openid_token::v3 as openid;
-        let user = OwnedUserId::try_from(self.user_id.as_str()).map_err(|e| MatrixError::Setup(format!("user id {}: {e}", self.user_id)))?;
+        let user = user_id_of(&self.user_id)?;
         let resp = self.call("request an OpenID token", false, || self.client.send(openid::Request::new(user.clone())).into_future()).await?;
         Ok(serde_json::json!({
             "access_token": resp.access_token,
@@ -410,10 +413,15 @@ impl Homeserver {
     pub async fn invite(&self, room_id: &str, user_id: &str) -> Result<(), MatrixError> {
         use matrix_sdk::ruma::api::client::membership::invite_user::v3 as invite;
         let id = room_id_of(room_id)?;
-        let user = OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))?;
+        let user = user_id_of(user_id)?;
         let request = invite::Request::new(id, invite::InvitationRecipient::UserId(invite::InviteUserId::new(user)));
-        let what = format!("invite {user_id} to {room_id}");
-        self.call_with(&what, true, 0, || self.client.send(request.clone()).into_future()).await?;
+        self.send_invite(&format!("invite {user_id} to {room_id}"), request).await
+    }
+
+    /// Sends an invite: no retry on server errors (usually a remote server that cannot be reached, which Synapse
+    /// has already tried), counted, with the `invite` test point.
+    async fn send_invite(&self, what: &str, request: matrix_sdk::ruma::api::client::membership::invite_user::v3::Request) -> Result<(), MatrixError> {
+        self.call_with(what, true, 0, || self.client.send(request.clone()).into_future()).await?;
         self.counters.invites.fetch_add(1, Ordering::Relaxed);
         self.test_point("invite").await;
         Ok(())
@@ -452,18 +460,14 @@ impl Homeserver {
         }
         .into();
         let request = invite::Request::new(id, invite::InvitationRecipient::ThirdPartyId(recipient));
-        let what = format!("invite an e-mail address to {room_id}");
-        self.call_with(&what, true, 0, || self.client.send(request.clone()).into_future()).await?;
-        self.counters.invites.fetch_add(1, Ordering::Relaxed);
-        self.test_point("invite").await;
-        Ok(())
+        self.send_invite(&format!("invite an e-mail address to {room_id}"), request).await
     }
 
     /// Withdraws an invite or removes a member.
     pub async fn kick(&self, room_id: &str, user_id: &str, reason: &str) -> Result<(), MatrixError> {
         use matrix_sdk::ruma::api::client::membership::kick_user::v3 as kick;
         let id = room_id_of(room_id)?;
-        let user = OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))?;
+        let user = user_id_of(user_id)?;
         let mut request = kick::Request::new(id, user);
         request.reason = Some(reason.to_string());
         let what = format!("remove {user_id} from {room_id}");
@@ -495,6 +499,10 @@ impl Homeserver {
 fn raw<T>(v: &Value) -> Result<Raw<T>, MatrixError> {
     let json = serde_json::value::to_raw_value(v).map_err(|e| MatrixError::Setup(format!("cannot encode JSON: {e}")))?;
     Ok(Raw::from_json(json))
+}
+
+fn user_id_of(user_id: &str) -> Result<OwnedUserId, MatrixError> {
+    OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))
 }
 
 fn room_id_of(room_id: &str) -> Result<OwnedRoomId, MatrixError> {
@@ -539,7 +547,7 @@ async fn whoami(url: &str, token: &str) -> Result<(String, Option<String>), Matr
 }
 
 async fn restore(client: &Client, user_id: &str, device_id: &str, token: &str) -> Result<(), MatrixError> {
-    let user_id = OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))?;
+    let user_id = user_id_of(user_id)?;
     let session = MatrixSession {
         meta: SessionMeta { user_id, device_id: device_id.into() },
         tokens: SessionTokens { access_token: token.to_string(), refresh_token: None },

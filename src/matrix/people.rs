@@ -16,12 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::client::{Homeserver, StateEvent};
+use super::client::{Homeserver, StateEvent, StateMap};
 use crate::config::IdentityServerConfig;
 use crate::plan::Plan;
 use crate::plan::state::MANAGED;
-
-pub type StateMap = HashMap<(String, String), Value>;
 
 /// State type of a pending third-party (e-mail) invite; its state key is the invite's token.
 pub const THIRD_PARTY_INVITE: &str = "m.room.third_party_invite";

@@ -20,14 +20,12 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::client::{Counters, Homeserver, MatrixError};
+use super::client::{Counters, Homeserver, MatrixError, StateMap, state_map};
 use super::people::{self, EmailRecord, IdentityServer, Managed, THIRD_PARTY_INVITE};
 use crate::config::IdentityServerConfig;
 use crate::plan::state::{self, LOCATOR, MANAGED, StateItem};
 use crate::plan::widgets::{self, WidgetContext};
 use crate::plan::{Plan, PlannedRoom};
-
-type StateMap = HashMap<(String, String), Value>;
 
 /// State changes to one room: the new item and what it replaces.
 type Changes = Vec<(StateItem, Option<Value>)>;
@@ -106,6 +104,16 @@ pub struct MemberAction {
     pub error: Option<String>,
 }
 
+impl MemberAction {
+    fn new(room: &str, user_id: impl Into<String>, action: &str) -> MemberAction {
+        MemberAction { room: room.to_string(), user_id: user_id.into(), action: action.to_string(), error: None }
+    }
+
+    fn failed(room: &str, user_id: impl Into<String>, error: impl std::fmt::Display) -> MemberAction {
+        MemberAction { room: room.to_string(), user_id: user_id.into(), action: "failed".into(), error: Some(error.to_string()) }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
     /// Membership changes that failed (counted apart from objects).
@@ -156,6 +164,8 @@ impl Report {
 struct Located {
     room_id: String,
     state: StateMap,
+    /// Stagehand's record in the room, as found.
+    managed: Managed,
     /// Third-party invite tokens taken up since the last run: token -> Matrix ID.
     taken: HashMap<String, String>,
 }
@@ -170,9 +180,6 @@ struct Current {
     ok: bool,
 }
 
-fn to_map(state: &[super::client::StateEvent]) -> StateMap {
-    state.iter().map(|e| ((e.event_type.clone(), e.state_key.clone()), e.content.clone())).collect()
-}
 
 /// Exact comparison for relations and the locator; subset comparison for the rest.
 fn satisfied(item: &StateItem, current: Option<&Value>) -> bool {
@@ -271,8 +278,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let mut found: Vec<(&String, &Located)> = located.iter().filter_map(|(k, l)| l.as_ref().ok().and_then(Option::as_ref).map(|l| (k, l))).collect();
     // In plan-key order, so that "the first" of two conflicting links is the same every run.
     found.sort_by_key(|(k, _)| *k);
-    let records: Vec<(Managed, &HashMap<String, String>)> = found.iter().map(|(_, l)| (Managed::from_state(&l.state), &l.taken)).collect();
-    let links = people::links(records.iter().map(|(m, t)| (m, *t)));
+    let links = people::links(found.iter().map(|(_, l)| (&l.managed, &l.taken)));
     let mut linked = plan.clone();
     people::apply_links(&mut linked, &links);
     let plan = &linked;
@@ -445,7 +451,7 @@ async fn locate(hs: &Homeserver, conference: &str, room: &PlannedRoom) -> Result
         return Ok(None);
     };
     let events = hs.room_state(&room_id).await.map_err(failed)?;
-    let state = to_map(&events);
+    let state = state_map(&events);
     let locator = state.get(&(LOCATOR.to_string(), String::new()));
     let ours = locator.is_some_and(|l| l["conference"] == conference && l["key"] == room.key.as_str());
     if !ours {
@@ -455,8 +461,9 @@ async fn locate(hs: &Homeserver, conference: &str, room: &PlannedRoom) -> Result
         };
         return Err(Status::Foreign { reason });
     }
-    let taken = people::taken_up(hs, &room_id, &events, &Managed::from_state(&state)).await;
-    Ok(Some(Located { room_id, state, taken }))
+    let managed = Managed::from_state(&state);
+    let taken = people::taken_up(hs, &room_id, &events, &managed).await;
+    Ok(Some(Located { room_id, state, managed, taken }))
 }
 
 /// Everything a room should carry, but its space children.
@@ -515,8 +522,7 @@ async fn ensure(
             }
         }
     };
-    let Located { room_id, mut state, .. } = located;
-    let previous = Managed::from_state(&state);
+    let Located { room_id, mut state, managed: previous, .. } = located;
     let mut changes: Vec<(StateItem, Option<Value>)> = Vec::new();
     let planned_widgets: Vec<String> = items.iter().filter(|i| i.event_type == widgets::WIDGET).map(|i| i.state_key.clone()).collect();
     let items_keys: Vec<&str> = planned_widgets.iter().map(String::as_str).collect();
@@ -693,7 +699,7 @@ fn merge_status(report: &mut ObjectReport, changes: &[(StateItem, Option<Value>)
 /// now be taken out of the space (marked, or not ours to mark); a room that could not be read or marked stays in.
 async fn retire(hs: &Homeserver, conference: &str, plan: &Plan, room_id: &str, dry_run: bool) -> (Option<ObjectReport>, bool) {
     let state = match hs.room_state(room_id).await {
-        Ok(s) => to_map(&s),
+        Ok(s) => state_map(&s),
         Err(e) => {
             tracing::warn!(room_id, error = %e, "cannot read a room the plan no longer holds; it stays in its space until it can be marked");
             return (None, false);
@@ -787,6 +793,18 @@ struct Work {
     email_key: Option<String>,
 }
 
+impl Work {
+    /// What stays on the room's record while this removal is not done.
+    fn pending(&self) -> Vec<(String, String)> {
+        if self.action == "invite" {
+            return Vec::new();
+        }
+        let mut out = vec![(self.room.clone(), self.user_id.clone())];
+        out.extend(self.email_key.clone().map(|k| (self.room.clone(), k)));
+        out
+    }
+}
+
 /// One e-mail invite to send.
 struct EmailWork {
     key: String,
@@ -828,12 +846,9 @@ async fn memberships(
             match membership_of(state, uid) {
                 Some("join" | "invite" | "ban") => {}
                 // They left or refused after our invite (by Matrix ID or by e-mail): their choice stands.
-                Some("leave") if previous.users.contains(uid) || invited_by_email.contains(uid) => out.actions.push(MemberAction {
-                    room: room.key.clone(),
-                    user_id: uid.clone(),
-                    action: "declined".into(),
-                    error: None,
-                }),
+                Some("leave") if previous.users.contains(uid) || invited_by_email.contains(uid) => {
+                    out.actions.push(MemberAction::new(&room.key, uid.clone(), "declined"))
+                }
                 _ => work.push(Work { room: room.key.clone(), room_id: room_id.clone(), user_id: uid.clone(), action: "invite", email_key: None }),
             }
         }
@@ -846,8 +861,7 @@ async fn memberships(
                 _ => {}
             }
         }
-        // People known only by e-mail.
-        // Everyone the room wants who has an address, with or without a Matrix ID: their e-mail invites stay.
+        // People known only by e-mail. Everyone the room wants who has an address, with or without a Matrix ID: their e-mail invites stay.
         let wanted_keys: HashSet<String> = room.members.iter().flat_map(|m| m.emails.iter().map(|e| people::email_key(e))).collect();
         for m in room.members.iter().filter(|m| m.user_ids.is_empty() && !m.emails.is_empty()) {
             let keys: Vec<String> = m.emails.iter().map(|e| people::email_key(e)).collect();
@@ -857,10 +871,8 @@ async fn memberships(
             let address = m.emails[0].clone();
             if opts.identity_server.is_none() {
                 out.actions.push(MemberAction {
-                    room: room.key.clone(),
-                    user_id: label(&m.name, &address),
-                    action: "uncontactable".into(),
                     error: Some("no Matrix ID, and no identity server configured (people.identity_server) to invite the e-mail address".into()),
+                    ..MemberAction::new(&room.key, label(&m.name, &address), "uncontactable")
                 });
                 continue;
             }
@@ -900,20 +912,17 @@ async fn memberships(
     keyed.sort_by_key(|a| a.0);
     if opts.dry_run || !opts.invite {
         for (_, w) in keyed {
-            if w.action != "invite" {
-                out.pending.insert((w.room.clone(), w.user_id.clone()));
-                out.pending.extend(w.email_key.clone().map(|k| (w.room.clone(), k)));
-            }
-            out.actions.push(MemberAction { room: w.room, user_id: w.user_id, action: w.action.into(), error: None });
+            out.pending.extend(w.pending());
+            out.actions.push(MemberAction::new(&w.room, w.user_id, w.action));
         }
         for (room, (_, items)) in email_work {
             for e in items {
-                out.actions.push(MemberAction { room: room.clone(), user_id: label(&e.name, &e.address), action: "email_invite".into(), error: None });
+                out.actions.push(MemberAction::new(&room, label(&e.name, &e.address), "email_invite"));
             }
         }
         for (room, _, key, _) in email_revokes {
             out.pending.insert((room.clone(), key.clone()));
-            out.actions.push(MemberAction { room, user_id: format!("e-mail {key}"), action: "email_revoke".into(), error: None });
+            out.actions.push(MemberAction::new(&room, format!("e-mail {key}"), "email_revoke"));
         }
         if !opts.invite {
             out.actions.retain(|a| a.action == "uncontactable");
@@ -936,16 +945,12 @@ async fn memberships(
             match result {
                 Ok(()) => {
                     tracing::info!(room = %w.room, user = %w.user_id, action = w.action, "membership");
-                    (MemberAction { room: w.room, user_id: w.user_id, action: w.action.into(), error: None }, Vec::new())
+                    (MemberAction::new(&w.room, w.user_id, w.action), Vec::new())
                 }
                 Err(e) => {
                     tracing::warn!(room = %w.room, user = %w.user_id, action = w.action, error = %e, "membership failed");
-                    let mut pending = Vec::new();
-                    if w.action != "invite" {
-                        pending.push((w.room.clone(), w.user_id.clone()));
-                        pending.extend(w.email_key.clone().map(|k| (w.room.clone(), k)));
-                    }
-                    (MemberAction { room: w.room, user_id: w.user_id, action: "failed".into(), error: Some(e.to_string()) }, pending)
+                    let pending = w.pending();
+                    (MemberAction::failed(&w.room, w.user_id, e), pending)
                 }
             }
         });
@@ -961,36 +966,32 @@ async fn memberships(
                 out.actions.push(a);
                 out.pending.extend(pending);
             }
-            Err(e) => out.actions.push(MemberAction {
-                room: String::new(),
-                user_id: String::new(),
-                action: "failed".into(),
-                error: Some(format!("an invite task failed: {e}")),
-            }),
+            Err(e) => out.actions.push(MemberAction::failed("", "", format!("an invite task failed: {e}"))),
         }
     }
-    // E-mail invites: one room at a time each (the new invite's token is read back from the room), rooms in parallel.
-    let identity = match (&opts.identity_server, email_work.is_empty() && email_revokes.is_empty()) {
-        (Some(config), false) => Some(people::register(hs, config).await),
-        _ => None,
-    };
+    // Withdrawing an e-mail invite is a state event in the room; the identity server is not involved.
     for (room, room_id, key, token) in email_revokes {
         let item = state::removed(THIRD_PARTY_INVITE, &token);
         let action = match hs.put_state(&room_id, &item).await {
-            Ok(()) => MemberAction { room, user_id: format!("e-mail {key}"), action: "email_revoke".into(), error: None },
+            Ok(()) => MemberAction::new(&room, format!("e-mail {key}"), "email_revoke"),
             Err(e) => {
                 out.pending.insert((room.clone(), key.clone()));
-                MemberAction { room, user_id: format!("e-mail {key}"), action: "failed".into(), error: Some(e.to_string()) }
+                MemberAction::failed(&room, format!("e-mail {key}"), e)
             }
         };
         out.actions.push(action);
     }
+    // E-mail invites: one room at a time each (the new invite's token is read back from the room), rooms in parallel.
+    let identity = match &opts.identity_server {
+        Some(config) if !email_work.is_empty() => Some(people::register(hs, config).await),
+        _ => None,
+    };
     match identity {
         Some(Err(e)) => {
             tracing::error!(error = %e, "e-mail invites not sent");
             for (room, (_, items)) in email_work {
                 for w in items {
-                    out.actions.push(MemberAction { room: room.clone(), user_id: label(&w.name, &w.address), action: "failed".into(), error: Some(e.clone()) });
+                    out.actions.push(MemberAction::failed(&room, label(&w.name, &w.address), &e));
                 }
             }
         }
@@ -998,8 +999,8 @@ async fn memberships(
             let identity = Arc::new(identity);
             let mut set = JoinSet::new();
             for (room, (room_id, items)) in email_work {
-                let known: HashSet<String> =
-                    states.get(&room).map(|c| c.previous.emails.values().filter_map(|r| r.token.clone()).collect()).unwrap_or_default();
+                let Some(current) = states.get(&room) else { continue };
+                let known: HashSet<String> = current.previous.emails.values().filter_map(|r| r.token.clone()).collect();
                 let (hs, sem, identity) = (hs.clone(), sem.clone(), identity.clone());
                 set.spawn(async move {
                     let _permit = sem.acquire_owned().await;
@@ -1040,12 +1041,13 @@ async fn email_invites(
     let invited = |state: &StateMap| -> HashSet<String> {
         state.iter().filter(|((t, _), c)| t == "m.room.member" && c["membership"] == "invite").map(|((_, k), _)| k.clone()).collect()
     };
-    let read = || async { hs.room_state(room_id).await.map(|events| to_map(&events)) };
+    let read = || async { hs.room_state(room_id).await.map(|events| state_map(&events)) };
+    // Read afresh: the Matrix invites of this run changed the room's members since it was located.
     let mut state = match read().await {
         Ok(s) => s,
         Err(e) => {
             for w in items {
-                actions.push(MemberAction { room: room.into(), user_id: label(&w.name, &w.address), action: "failed".into(), error: Some(e.to_string()) });
+                actions.push(MemberAction::failed(room, label(&w.name, &w.address), &e));
             }
             return (room.to_string(), actions, records);
         }
@@ -1062,20 +1064,20 @@ async fn email_invites(
             let record = EmailRecord { token: Some(token.clone()), user_id: None };
             note_record(hs, room_id, &state, &w.key, &record).await;
             records.push((w.key, record));
-            actions.push(MemberAction { room: room.into(), user_id: who, action: "email_invite".into(), error: None });
+            actions.push(MemberAction::new(room, who, "email_invite"));
             continue;
         }
         let before: HashSet<String> = people::third_party_invites(&state).into_iter().map(|(t, _)| t).collect();
         let invited_before = invited(&state);
         if let Err(e) = hs.invite_email(room_id, &identity.server, &identity.token, &w.address).await {
             tracing::warn!(room, person = %who, error = %e, "e-mail invite failed");
-            actions.push(MemberAction { room: room.into(), user_id: who, action: "failed".into(), error: Some(e.to_string()) });
+            actions.push(MemberAction::failed(room, who, e));
             continue;
         }
         state = match read().await {
             Ok(s) => s,
             Err(e) => {
-                actions.push(MemberAction { room: room.into(), user_id: who, action: "failed".into(), error: Some(format!("invited, but {e}")) });
+                actions.push(MemberAction::failed(room, who, format!("invited, but {e}")));
                 continue;
             }
         };
@@ -1089,22 +1091,17 @@ async fn email_invites(
             (Some(token), _) => {
                 tracing::info!(room, person = %who, "e-mail invite sent");
                 known.insert(token.clone());
-                actions.push(MemberAction { room: room.into(), user_id: who, action: "email_invite".into(), error: None });
+                actions.push(MemberAction::new(room, who, "email_invite"));
                 EmailRecord { token: Some(token), user_id: None }
             }
             // The address is bound to a Matrix ID: the homeserver invited that user; from now on they count by it.
             (None, [user]) => {
                 tracing::info!(room, person = %who, user = %user, "the e-mail address belongs to a Matrix user, who was invited directly");
-                actions.push(MemberAction { room: room.into(), user_id: user.clone(), action: "invite".into(), error: None });
+                actions.push(MemberAction::new(room, user.clone(), "invite"));
                 EmailRecord { token: None, user_id: Some(user.clone()) }
             }
             (None, _) => {
-                actions.push(MemberAction {
-                    room: room.into(),
-                    user_id: who,
-                    action: "failed".into(),
-                    error: Some("invited, but neither an e-mail invite nor a member invite appeared in the room".into()),
-                });
+                actions.push(MemberAction::failed(room, who, "invited, but neither an e-mail invite nor a member invite appeared in the room"));
                 continue;
             }
         };
@@ -1159,37 +1156,13 @@ fn record_of(room: &PlannedRoom, current: &Current, outcome: &Outcome, links: &B
 mod tests {
     use super::*;
 
-    fn talk_room(members: Vec<crate::plan::members::PlannedMember>) -> PlannedRoom {
-        PlannedRoom {
-            kind: crate::plan::ObjectKind::TalkRoom,
-            key: "talk/t1".into(),
-            name: "One".into(),
-            alias: "#c-talk-t1:x".into(),
-            parent: None,
-            order: String::new(),
-            talks: 1,
-            track: None,
-            talk: Some("t1".into()),
-            topic: String::new(),
-            public: false,
-            members,
-        }
-    }
-
     fn person(name: &str, ids: &[&str], emails: &[&str]) -> crate::plan::members::PlannedMember {
-        crate::plan::members::PlannedMember {
-            person: name.to_lowercase(),
-            name: name.into(),
-            role: crate::schedule::model::Role::Speaker,
-            power: 50,
-            user_ids: ids.iter().map(|s| s.to_string()).collect(),
-            emails: emails.iter().map(|s| s.to_string()).collect(),
-        }
+        crate::plan::members::fixture(name, crate::schedule::model::Role::Speaker, ids, emails)
     }
 
     #[test]
     fn the_record_keeps_planned_people_pending_removals_and_email_invites() {
-        let room = talk_room(vec![person("Ann", &["@ann:x"], &[]), person("Eve", &[], &["eve@x.org"]), person("Fay", &[], &["fay@x.org"])]);
+        let room = crate::plan::talk_room_fixture(vec![person("Ann", &["@ann:x"], &[]), person("Eve", &[], &["eve@x.org"]), person("Fay", &[], &["fay@x.org"])]);
         let (eve, fay, gus) = (people::email_key("eve@x.org"), people::email_key("fay@x.org"), people::email_key("gus@x.org"));
         let mut previous = Managed { users: vec!["@ann:x".into(), "@old:x".into(), "@gone:x".into()], emails: BTreeMap::new() };
         previous.emails.insert(eve.clone(), EmailRecord { token: Some("te".into()), user_id: None });

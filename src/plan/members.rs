@@ -96,3 +96,16 @@ pub fn members(room: &PlannedRoom, conf: &Conference, config: &Config) -> Vec<Pl
         })
         .collect()
 }
+
+/// A member for tests elsewhere in the crate (power 50 when the role gives power in a talk room).
+#[cfg(test)]
+pub(crate) fn fixture(name: &str, role: Role, ids: &[&str], emails: &[&str]) -> PlannedMember {
+    PlannedMember {
+        person: name.to_lowercase(),
+        name: name.into(),
+        role,
+        power: 50,
+        user_ids: ids.iter().map(|s| s.to_string()).collect(),
+        emails: emails.iter().map(|s| s.to_string()).collect(),
+    }
+}

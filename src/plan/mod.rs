@@ -77,6 +77,25 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// The talk room of talk `t1` with these members, for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn talk_room_fixture(members: Vec<members::PlannedMember>) -> PlannedRoom {
+    PlannedRoom {
+        kind: ObjectKind::TalkRoom,
+        key: "talk/t1".into(),
+        name: "One".into(),
+        alias: "#c-talk-t1:x".into(),
+        parent: None,
+        order: String::new(),
+        talks: 1,
+        track: Some("rust".into()),
+        talk: Some("t1".into()),
+        topic: String::new(),
+        public: false,
+        members,
+    }
+}
+
 impl Plan {
     pub fn count(&self, kind: ObjectKind) -> usize {
         self.rooms.iter().filter(|r| r.kind == kind).count()

@@ -13,6 +13,22 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `NAME=value` lines a harness script prints.
+fn script_vars(stdout: &[u8]) -> HashMap<String, String> {
+    String::from_utf8_lossy(stdout).lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
+}
+
+/// Watchdog: runs `stop DIR` once this test process is gone, whatever way it ends.
+fn stop_when_done(stop: &str, dir: &Path) {
+    let watchdog = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1",
+        pid = std::process::id(),
+        stop = root().join(stop).display(),
+        dir = dir.display()
+    );
+    Command::new("setsid").args(["bash", "-c", &watchdog]).spawn().expect("start the watchdog");
+}
+
 pub struct Synapse {
     pub url: String,
     pub server_name: String,
@@ -52,18 +68,8 @@ impl Synapse {
             .output()
             .expect("run scripts/synapse-start");
         assert!(out.status.success(), "synapse-start failed: {}", String::from_utf8_lossy(&out.stderr));
-        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect();
-        // Watchdog: stop Synapse when this test process is gone, whatever way it ends.
-        let watchdog = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1",
-            pid = std::process::id(),
-            stop = root().join("scripts/synapse-stop").display(),
-            dir = dir.display()
-        );
-        Command::new("setsid").args(["bash", "-c", &watchdog]).spawn().expect("start the watchdog");
+        let vars = script_vars(&out.stdout);
+        stop_when_done("scripts/synapse-stop", &dir);
         Synapse {
             url: vars["SYNAPSE_URL"].clone(),
             server_name: vars["SYNAPSE_SERVER_NAME"].clone(),
@@ -81,10 +87,7 @@ impl Synapse {
         }
         let out = cmd.output().expect("run scripts/synapse-register");
         assert!(out.status.success(), "register {name}: {}", String::from_utf8_lossy(&out.stderr));
-        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect();
+        let vars = script_vars(&out.stdout);
         User { user_id: vars["USER_ID"].clone(), token: vars["ACCESS_TOKEN"].clone() }
     }
 }
@@ -112,17 +115,8 @@ impl Sydent {
         let tmp = tempfile::Builder::new().prefix("stagehand-sydent-").tempdir().expect("temp dir");
         let out = Command::new(root().join("scripts/sydent-start")).arg(tmp.path()).arg(&synapse.dir).output().expect("run scripts/sydent-start");
         assert!(out.status.success(), "sydent-start failed: {}", String::from_utf8_lossy(&out.stderr));
-        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect();
-        let watchdog = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1",
-            pid = std::process::id(),
-            stop = root().join("scripts/sydent-stop").display(),
-            dir = tmp.path().display()
-        );
-        Command::new("setsid").args(["bash", "-c", &watchdog]).spawn().expect("start the watchdog");
+        let vars = script_vars(&out.stdout);
+        stop_when_done("scripts/sydent-stop", tmp.path());
         Sydent {
             url: vars["SYDENT_URL"].clone(),
             server: vars["SYDENT_SERVER"].clone(),
