@@ -9,7 +9,8 @@ use stagehand::config::Config;
 use stagehand::load::{LoadRequest, load};
 use stagehand::matrix::attendance;
 use stagehand::matrix::client::{Credentials, Homeserver};
-use stagehand::matrix::reconcile::{Options, Report, Scope, Status, reconcile};
+use stagehand::matrix::identity::IdentityOptions;
+use stagehand::matrix::reconcile::{MemberAction, Options, Report, Scope, Status, reconcile};
 use stagehand::plan;
 use stagehand::plan::widgets::WidgetContext;
 use stagehand::schedule::{Format, Parsed, diff};
@@ -315,7 +316,7 @@ fn options(config: &Config, dry_run: bool) -> Options {
         widgets: None,
         invite: config.people.invite,
         max_cancel: None,
-        identity_server: config.people.identity_server.clone(),
+        identity_server: config.people.identity_server.as_ref().map(|i| IdentityOptions { server: i.server.clone(), url: i.url.clone(), accept_terms: i.accept_terms }),
         scope: Scope::All,
     }
 }
@@ -339,7 +340,7 @@ fn print_report(report: &Report, dry_run: bool) {
         }
     }
     for m in &report.memberships {
-        let action = if dry_run && m.action != "declined" { format!("{} (dry run)", m.action) } else { m.action.clone() };
+        let action = if dry_run && m.action != MemberAction::Declined { format!("{} (dry run)", m.action.label()) } else { m.action.label().to_string() };
         println!("{action:<10} {} {}{}", m.user_id, m.room, m.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
     }
     println!("{}{}", if dry_run { "dry run: " } else { "" }, report.summary());

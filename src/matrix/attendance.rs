@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::client::{Homeserver, MatrixError};
-use super::people::{self, Managed};
+use super::fanout::all;
+use super::reconcile::locate::taken_up;
+use crate::plan::managed::{self, Links, Managed};
 use crate::plan::members::PlannedMember;
 use crate::plan::{ObjectKind, Plan, PlannedRoom};
 use crate::schedule::model::Role;
@@ -67,7 +69,7 @@ pub struct Row {
 pub fn presence(m: &PlannedMember, seen: Option<&RoomSeen>) -> Presence {
     if m.user_ids.is_empty() {
         let invited = seen.is_some_and(|s| {
-            m.emails.iter().any(|e| s.managed.emails.get(&people::email_key(e)).is_some_and(|r| r.token.is_some()))
+            m.emails.iter().any(|e| s.managed.emails.get(&managed::email_key(e)).is_some_and(|r| r.token.is_some()))
         });
         return match (invited, m.emails.is_empty()) {
             (true, _) => Presence::EmailInvited,
@@ -87,12 +89,11 @@ pub fn presence(m: &PlannedMember, seen: Option<&RoomSeen>) -> Presence {
     }
 }
 
-/// The plan with the Matrix IDs that people known by e-mail turned out to have.
-pub fn linked(plan: &Plan, seen: &HashMap<String, RoomSeen>) -> Plan {
-    let links = people::links(seen.values().map(|s| (&s.managed, &s.taken)));
-    let mut out = plan.clone();
-    people::apply_links(&mut out, &links);
-    out
+/// The Matrix IDs that people known by e-mail turned out to have, from every room read.
+pub fn links(seen: &HashMap<String, RoomSeen>) -> Links {
+    let mut rooms: Vec<(&String, &RoomSeen)> = seen.iter().collect();
+    rooms.sort_by_key(|(k, _)| *k);
+    managed::links(rooms.into_iter().map(|(_, s)| (&s.managed, &s.taken)))
 }
 
 fn attended(room: &PlannedRoom) -> bool {
@@ -101,9 +102,10 @@ fn attended(room: &PlannedRoom) -> bool {
 
 /// One row per planned member of each talk room and backstage.
 pub fn rows(plan: &Plan, seen: &HashMap<String, RoomSeen>) -> Vec<Row> {
-    let plan = linked(plan, seen);
+    let links = links(seen);
     let mut out = Vec::new();
     for room in plan.rooms.iter().filter(|r| attended(r)) {
+        let room = managed::linked(room, &links);
         let here = seen.get(&room.key);
         for m in &room.members {
             out.push(Row {
@@ -182,11 +184,12 @@ pub fn summarise<'a>(rows: &'a [Row], by: impl Fn(&'a Row) -> &'a str) -> Vec<Su
     groups
 }
 
-/// Reads the membership and records of every talk room and backstage of the plan.
+/// Reads the membership and records of every talk room and backstage of the plan (a few rooms at a time).
 pub async fn read(hs: &Homeserver, plan: &Plan) -> Result<HashMap<String, RoomSeen>, MatrixError> {
-    let mut out = HashMap::new();
-    for room in plan.rooms.iter().filter(|r| attended(r)) {
-        let Some(room_id) = hs.resolve_alias(&room.alias).await? else { continue };
+    const AT_ONCE: usize = 4;
+    let rooms = plan.rooms.iter().filter(|r| attended(r));
+    let read = all(rooms, AT_ONCE, |room| async move {
+        let Some(room_id) = hs.resolve_alias(&room.alias).await? else { return Ok(None) };
         let events = hs.room_state(&room_id).await?;
         let members: HashMap<String, String> = events
             .iter()
@@ -194,10 +197,11 @@ pub async fn read(hs: &Homeserver, plan: &Plan) -> Result<HashMap<String, RoomSe
             .filter_map(|e| Some((e.state_key.clone(), e.content["membership"].as_str()?.to_string())))
             .collect();
         let managed = Managed::from_state(&super::client::state_map(&events));
-        let taken = people::taken_up(hs, &room_id, &events, &managed).await;
-        out.insert(room.key.clone(), RoomSeen { members, managed, taken });
-    }
-    Ok(out)
+        let taken = taken_up(hs, &room_id, &events, &managed).await;
+        Ok(Some((room.key.clone(), RoomSeen { members, managed, taken })))
+    })
+    .await;
+    read.into_iter().filter_map(Result::transpose).collect()
 }
 
 /// The rows as CSV.
@@ -223,7 +227,7 @@ mod tests {
         seen.members.insert("@a:x".into(), "join".into());
         seen.members.insert("@b:x".into(), "invite".into());
         seen.members.insert("@c:x".into(), "leave".into());
-        seen.managed.emails.insert(people::email_key("e@x.org"), people::EmailRecord { token: Some("t".into()), user_id: None });
+        seen.managed.emails.insert(managed::email_key("e@x.org"), managed::EmailRecord { token: Some("t".into()), user_id: None });
         let p = |m: PlannedMember| presence(&m, Some(&seen));
         assert_eq!(p(member("A", Role::Speaker, &["@z:x", "@a:x"], &[])), Presence::Joined);
         assert_eq!(p(member("B", Role::Speaker, &["@b:x"], &[])), Presence::Invited);

@@ -47,8 +47,7 @@ impl StateEvent {
     }
 }
 
-/// State events by (type, state key) -> content.
-pub type StateMap = std::collections::HashMap<(String, String), Value>;
+pub use crate::plan::state::StateMap;
 
 /// The contents of a room's state, by (type, state key).
 pub fn state_map(events: &[StateEvent]) -> StateMap {

@@ -3,5 +3,6 @@
 
 pub mod attendance;
 pub mod client;
-pub mod people;
+pub mod fanout;
+pub mod identity;
 pub mod reconcile;

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+pub mod desired;
+pub mod managed;
 pub mod members;
 pub mod state;
 mod topics;
@@ -99,6 +101,24 @@ pub(crate) fn talk_room_fixture(members: Vec<members::PlannedMember>) -> Planned
 impl Plan {
     pub fn count(&self, kind: ObjectKind) -> usize {
         self.rooms.iter().filter(|r| r.kind == kind).count()
+    }
+
+    /// Each planned room's distance from the root, by key.
+    pub fn depths(&self) -> HashMap<&str, usize> {
+        let parents: HashMap<&str, Option<&str>> = self.rooms.iter().map(|r| (r.key.as_str(), r.parent.as_deref())).collect();
+        self.rooms
+            .iter()
+            .map(|r| {
+                let mut d = 0;
+                let mut parent = r.parent.as_deref();
+                // Bounded: a plan is at most a few levels deep; a cycle would be a planning bug, not a hang.
+                while let Some(p) = parent.filter(|_| d <= 16) {
+                    d += 1;
+                    parent = parents.get(p).copied().flatten();
+                }
+                (r.key.as_str(), d)
+            })
+            .collect()
     }
 
     pub fn children<'a>(&'a self, parent: &'a str) -> impl Iterator<Item = &'a PlannedRoom> + 'a {

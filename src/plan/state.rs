@@ -11,6 +11,14 @@ use super::{ObjectKind, PlannedRoom};
 /// State type of the locator event every Stagehand room carries.
 pub const LOCATOR: &str = "org.stagehand.locator";
 
+/// State events by (type, state key) -> content, as observed in a room.
+pub type StateMap = std::collections::HashMap<(String, String), Value>;
+
+/// The content of one state event in an observed room.
+pub fn get<'a>(state: &'a StateMap, event_type: &str, state_key: &str) -> Option<&'a Value> {
+    state.get(&(event_type.to_string(), state_key.to_string()))
+}
+
 /// One state event: type, state key, content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateItem {

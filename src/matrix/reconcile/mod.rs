@@ -1,0 +1,234 @@
+//! Reconcile: read what exists on the homeserver, compare it with the plan, and send only the differences. What a
+//! room should carry is decided in `plan::desired`; the phases here only observe and send:
+//!
+//! 1. [`locate`]: find every planned room by its alias and check its locator.
+//! 2. build, top-down so parents have ids before their children: [`create`] what is missing (with everything in
+//!    `createRoom`, linked into its space right away), [`update`] what exists.
+//! 3. [`spaces`]: each space's links follow the plan; [`retire`] rooms the plan no longer holds (kept, marked
+//!    cancelled, taken out of the space; never deleted).
+//! 4. [`members`]: invites and withdrawals, e-mail invites ([`email`]), then each room's managed record.
+//! 5. [`report`]: what happened, object by object, and the request counts.
+//!
+//! A second run with no schedule change writes nothing. Failures are collected per object; the run goes on and
+//! ends with a summary. Every phase fans out through [`super::fanout`], bounded by the configured concurrency.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use tracing::instrument;
+
+use super::client::{Homeserver, MatrixError, StateMap};
+use super::identity::IdentityOptions;
+use crate::plan::desired::{Change, Settings};
+use crate::plan::managed::{Links, Managed};
+use crate::plan::widgets::WidgetContext;
+use crate::plan::{Plan, PlannedRoom};
+
+mod create;
+mod email;
+pub(crate) mod locate;
+mod members;
+mod report;
+mod retire;
+mod spaces;
+mod update;
+
+pub use crate::plan::desired::members::MemberAction;
+pub use report::{FieldChange, MemberReport, ObjectReport, Report, Status};
+
+/// What a run touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Rooms, spaces, widgets, memberships: everything.
+    #[default]
+    All,
+    /// Only power levels, the managed record and invites of rooms that exist (`stagehand invite`).
+    Members,
+}
+
+/// How a run goes: the matrix layer's own options, built once by the caller.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub room_version: String,
+    pub concurrency: usize,
+    /// Compare only; write nothing.
+    pub dry_run: bool,
+    /// Kick joined members the schedule no longer puts in a room (otherwise only their power is lowered).
+    pub kick_removed: bool,
+    /// Widgets to put in rooms; none when `None`.
+    pub widgets: Option<WidgetContext>,
+    /// Invite planned members (power levels and the managed list are set either way).
+    pub invite: bool,
+    /// Most rooms one run may cancel (default: a fifth of the talk rooms, at least 10).
+    pub max_cancel: Option<usize>,
+    /// Where e-mail invites go; people with only an e-mail address are reported uncontactable without it.
+    pub identity_server: Option<IdentityOptions>,
+    pub scope: Scope,
+}
+
+/// A planned room as found or made in this run.
+pub struct Room {
+    pub id: String,
+    /// Its state as the run left it.
+    pub state: StateMap,
+    /// The managed record as it was before this run.
+    pub previous: Managed,
+    /// Whether every change to the room went through (otherwise its record is left as it was).
+    pub ok: bool,
+}
+
+/// A link written into a space right after its child was created.
+pub struct Linked {
+    space: String,
+    change: Change,
+    result: Result<(), MatrixError>,
+}
+
+/// What the build did to one room.
+pub struct Built {
+    report: ObjectReport,
+    room: Option<Room>,
+    linked: Option<Linked>,
+}
+
+/// The run so far: rooms found or made, by plan key.
+#[derive(Default)]
+pub struct Run {
+    pub ids: HashMap<String, String>,
+    pub rooms: HashMap<String, Room>,
+    pub reports: HashMap<String, ObjectReport>,
+}
+
+/// Reconciles the homeserver with the plan (or, with `dry_run`, reports what it would do).
+pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
+    let started = Instant::now();
+    let base = report::Snapshot::of(&hs.counters);
+    let s = Settings {
+        conference: plan.conference.clone(),
+        server_name: hs.server_name.clone(),
+        bot: hs.user_id.clone(),
+        room_version: opts.room_version.clone(),
+        widgets: opts.widgets.clone(),
+        kick_removed: opts.kick_removed,
+        email_invites: opts.identity_server.is_some(),
+        members_only: opts.scope == Scope::Members,
+    };
+    let mut progress = report::Progress::new(plan.rooms.len() as u64 * 2);
+    let mut found = locate_all(hs, plan, opts, &mut progress).await;
+    let links = locate::links(&found);
+    let mut run = Run::default();
+    build(hs, plan, &s, opts, &links, &mut found, &mut run, &mut progress).await;
+    let cancelled = spaces::phase(hs, plan, &s, opts, &mut run).await;
+    let outcome = members::phase(hs, plan, &s, opts, &run, &links).await;
+    for (key, changes, result) in members::records(hs, plan, opts, &run, &outcome, &links).await {
+        if let Some(report) = run.reports.get_mut(&key) {
+            report.merge(&changes, &result);
+        }
+    }
+    progress.finish();
+    let mut objects: Vec<ObjectReport> = plan.rooms.iter().filter_map(|r| run.reports.remove(&r.key)).chain(cancelled).collect();
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    Report::new(objects, outcome.actions, &base, &report::Snapshot::of(&hs.counters), started)
+}
+
+#[instrument(skip_all)]
+async fn locate_all(hs: &Homeserver, plan: &Plan, opts: &Options, progress: &mut report::Progress) -> HashMap<String, locate::Found> {
+    let mut found = HashMap::new();
+    let mut located = super::fanout::fan_out(&plan.rooms, opts.concurrency, |room| async move {
+        (room.key.clone(), locate::locate(hs, &plan.conference, room).await)
+    });
+    while let Some((key, f)) = located.next().await {
+        found.insert(key, f);
+        progress.step("locate");
+    }
+    found
+}
+
+/// Creates or updates every planned room, level by level from the root.
+#[instrument(skip_all)]
+#[allow(clippy::too_many_arguments)]
+async fn build(
+    hs: &Homeserver,
+    plan: &Plan,
+    s: &Settings,
+    opts: &Options,
+    links: &Links,
+    found: &mut HashMap<String, locate::Found>,
+    run: &mut Run,
+    progress: &mut report::Progress,
+) {
+    let depth = plan.depths();
+    let max_depth = depth.values().copied().max().unwrap_or(0);
+    for level in 0..=max_depth {
+        let rooms: Vec<(&PlannedRoom, locate::Found)> = plan
+            .rooms
+            .iter()
+            .filter(|r| depth.get(r.key.as_str()) == Some(&level))
+            .map(|r| (r, found.remove(&r.key).unwrap_or(Ok(None))))
+            .collect();
+        let done: Vec<Built> = {
+            let earlier = &run.rooms;
+            let mut built = super::fanout::fan_out(rooms, opts.concurrency, |(room, f)| {
+                let parent = room.parent.as_deref().and_then(|p| earlier.get(p).map(|r| (p, r)));
+                build_room(hs, room, f, parent, s, opts, links)
+            });
+            let mut done = Vec::new();
+            while let Some(b) = built.next().await {
+                progress.step("build");
+                done.push(b);
+            }
+            done
+        };
+        for b in done {
+            if let Some(l) = b.linked
+                && let Some(space) = run.rooms.get_mut(&l.space)
+            {
+                if l.result.is_ok() {
+                    space.state.insert((l.change.item.event_type.clone(), l.change.item.state_key.clone()), l.change.item.content.clone());
+                }
+                if let Some(report) = run.reports.get_mut(&l.space) {
+                    report.merge(std::slice::from_ref(&l.change), &l.result);
+                }
+            }
+            if let Some(room) = b.room {
+                run.ids.insert(b.report.key.clone(), room.id.clone());
+                run.rooms.insert(b.report.key.clone(), room);
+            }
+            run.reports.insert(b.report.key.clone(), b.report);
+        }
+    }
+}
+
+/// One room: created when missing, updated when found, reported when it cannot be used.
+async fn build_room(
+    hs: &Homeserver,
+    room: &PlannedRoom,
+    found: locate::Found,
+    parent: Option<(&str, &Room)>,
+    s: &Settings,
+    opts: &Options,
+    links: &Links,
+) -> Built {
+    let unusable = |status| Built { report: ObjectReport::of(room, None, status), room: None, linked: None };
+    match found {
+        Err(status) => unusable(status),
+        Ok(Some(l)) => update::update(hs, room, l, s, parent.map(|(_, p)| p.id.as_str()), links, opts.dry_run).await,
+        Ok(None) if s.members_only => unusable(Status::failed(format!("{} does not exist yet; run `stagehand apply` first", room.alias))),
+        Ok(None) if opts.dry_run => unusable(Status::Create),
+        Ok(None) => create::create(hs, room, s, links, parent).await,
+    }
+}
+
+/// Sends state changes to one room in order (nothing in a dry run), logging each as from -> to.
+async fn send(hs: &Homeserver, room_id: &str, changes: &[Change], dry_run: bool) -> Result<(), MatrixError> {
+    if dry_run {
+        return Ok(());
+    }
+    for c in changes {
+        let (was, now) = (c.from.as_ref().map(report::redact).unwrap_or_default(), report::redact(&c.item.content));
+        tracing::info!(room_id, event_type = %c.item.event_type, state_key = %c.item.state_key, from = %was, to = %now, "update");
+        hs.put_state(room_id, &c.item).await?;
+    }
+    Ok(())
+}
