@@ -32,7 +32,7 @@ pub async fn create(hs: &Homeserver, room: &PlannedRoom, s: &Settings, links: &L
             let state = desired::created_state(&creation);
             let previous = Managed::from_state(&state);
             let report = ObjectReport::of(room, Some(room_id.clone()), Status::Create);
-            Built { report, room: Some(Room { id: room_id, state, previous, ok: true }), linked }
+            Built { report, room: Some(Room { id: room_id, state, previous, ok: true, members: creation.members }), linked }
         }
         // Created by an earlier run that did not live to see the answer: adopt it.
         Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => match locate(hs, &s.conference, room).await {

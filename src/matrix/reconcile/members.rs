@@ -16,7 +16,7 @@ use super::report::MemberReport;
 use super::{Options, Run, email};
 use crate::plan::Plan;
 use crate::plan::desired::members::{self, MemberAction, MemberWork};
-use crate::plan::desired::{Change, Observed, Settings};
+use crate::plan::desired::{Change, Observed};
 use crate::plan::managed::{EmailRecord, Links, THIRD_PARTY_INVITE};
 use crate::plan::state;
 
@@ -39,21 +39,20 @@ impl Outcome {
 /// One room's share of the work: plan key and room id.
 type Target<'a> = (&'a str, &'a str);
 
-/// Invites the planned members who are not in (or invited to) their rooms and withdraws what the schedule no longer
-/// wants. Restart-safe: an invite already sent shows in the room's state or record, and is not sent again.
+/// Sends the membership work decided for each room (invites, withdrawals, e-mail invites). Restart-safe: an invite
+/// already sent shows in the room's state or record, and is not decided again.
 #[instrument(skip_all)]
-pub async fn phase(hs: &Homeserver, plan: &Plan, s: &Settings, opts: &Options, run: &Run, links: &Links) -> Outcome {
+pub async fn phase(hs: &Homeserver, plan: &Plan, opts: &Options, run: &Run) -> Outcome {
     let mut out = Outcome::default();
     let mut matrix: Vec<(Target<'_>, MemberWork)> = Vec::new();
     let mut by_email: BTreeMap<&str, (&str, Vec<MemberWork>)> = BTreeMap::new();
     let mut withdrawn: Vec<(Target<'_>, MemberWork)> = Vec::new();
     for room in &plan.rooms {
         let Some(r) = run.rooms.get(&room.key) else { continue };
-        let decided = members::memberships(room, Observed { state: &r.state, managed: &r.previous }, s, links);
-        for note in decided.notes {
-            out.actions.push(MemberReport { error: note.reason, ..MemberReport::new(&room.key, note.who, note.action) });
+        for note in &r.members.notes {
+            out.actions.push(MemberReport { error: note.reason.clone(), ..MemberReport::new(&room.key, note.who.clone(), note.action) });
         }
-        for w in decided.work {
+        for w in r.members.work.iter().cloned() {
             match w {
                 MemberWork::EmailInvite { .. } => by_email.entry(&room.key).or_insert((&r.id, Vec::new())).1.push(w),
                 MemberWork::EmailWithdraw { .. } => withdrawn.push(((&room.key, &r.id), w)),

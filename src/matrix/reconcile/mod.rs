@@ -20,6 +20,7 @@ use tracing::instrument;
 
 use super::client::{Homeserver, MatrixError, StateMap};
 use super::identity::IdentityOptions;
+use crate::plan::desired::members::RoomMembers;
 use crate::plan::desired::{Change, Settings};
 use crate::plan::managed::{Links, Managed};
 use crate::plan::widgets::WidgetContext;
@@ -76,6 +77,8 @@ pub struct Room {
     pub previous: Managed,
     /// Whether every change to the room went through (otherwise its record is left as it was).
     pub ok: bool,
+    /// The membership work decided for it.
+    pub members: RoomMembers,
 }
 
 /// A link written into a space right after its child was created.
@@ -120,7 +123,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
     let mut run = Run::default();
     build(hs, plan, &s, opts, &links, &mut found, &mut run, &mut progress).await;
     let cancelled = spaces::phase(hs, plan, &s, opts, &mut run).await;
-    let outcome = members::phase(hs, plan, &s, opts, &run, &links).await;
+    let outcome = members::phase(hs, plan, opts, &run).await;
     for (key, changes, result) in members::records(hs, plan, opts, &run, &outcome, &links).await {
         if let Some(report) = run.reports.get_mut(&key) {
             report.merge(&changes, &result);

@@ -9,7 +9,7 @@ use super::locate::Located;
 use super::report::{FieldChange, ObjectReport, Status};
 use super::{Built, Room};
 use crate::plan::PlannedRoom;
-use crate::plan::desired::{self, Observed, Settings};
+use crate::plan::desired::{self, Observed, RoomWork, Settings};
 use crate::plan::managed::Links;
 use crate::plan::state::{self, StateMap};
 
@@ -17,7 +17,7 @@ use crate::plan::state::{self, StateMap};
 #[instrument(skip_all, fields(room = %room.key))]
 pub async fn update(hs: &Homeserver, room: &PlannedRoom, found: Located, s: &Settings, parent_id: Option<&str>, links: &Links, dry_run: bool) -> Built {
     let Located { room_id, mut state, managed, .. } = found;
-    let changes = desired::room_changes(room, Observed { state: &state, managed: &managed }, s, parent_id, links);
+    let RoomWork { changes, members } = desired::room(room, Observed { state: &state, managed: &managed }, s, parent_id, links);
     let directory = if s.members_only { None } else { directory_change(hs, &room_id, room, &state, dry_run).await };
     let result = super::send(hs, &room_id, &changes, dry_run).await;
     let ok = result.is_ok();
@@ -35,7 +35,7 @@ pub async fn update(hs: &Homeserver, room: &PlannedRoom, found: Located, s: &Set
             _ => {}
         }
     }
-    Built { report, room: Some(Room { id: room_id, state, previous: managed, ok }), linked: None }
+    Built { report, room: Some(Room { id: room_id, state, previous: managed, ok, members }), linked: None }
 }
 
 /// Brings the room's entry in the room directory to the plan (public rooms listed, others not). Only rooms that are

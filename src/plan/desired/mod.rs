@@ -54,11 +54,21 @@ pub struct Observed<'a> {
     pub managed: &'a Managed,
 }
 
-/// What `createRoom` carries for a new room: its whole initial state and its power levels.
+/// What `createRoom` carries for a new room (its whole initial state and its power levels), and the membership work
+/// once it exists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Creation {
     pub initial_state: Vec<StateItem>,
     pub power_levels: Value,
+    pub members: members::RoomMembers,
+}
+
+/// What one existing room needs: its state changes (the managed record apart, written after the memberships) and
+/// its membership work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomWork {
+    pub changes: Vec<Change>,
+    pub members: members::RoomMembers,
 }
 
 /// Exact comparison for relations, the locator, the record and widgets; subset comparison for the rest.
@@ -90,8 +100,20 @@ fn room_items(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>) -> Vec<
 
 /// A new room: everything known at creation goes into `createRoom`.
 pub fn creation(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>, links: &Links) -> Creation {
-    let room = managed::linked(room, links);
-    Creation { initial_state: room_items(&room, s, parent_id), power_levels: power::planned(&room, &s.room_version, s) }
+    let linked = managed::linked(room, links);
+    let mut out = Creation {
+        initial_state: room_items(&linked, s, parent_id),
+        power_levels: power::planned(&linked, &s.room_version, s),
+        members: members::RoomMembers::default(),
+    };
+    let state = created_state(&out);
+    out.members = members::memberships(room, Observed { state: &state, managed: &Managed::from_state(&state) }, s, links);
+    out
+}
+
+/// Everything one existing room needs, from what was observed there.
+pub fn room(room: &PlannedRoom, seen: Observed<'_>, s: &Settings, parent_id: Option<&str>, links: &Links) -> RoomWork {
+    RoomWork { changes: room_changes(room, seen, s, parent_id, links), members: members::memberships(room, seen, s, links) }
 }
 
 /// The state changes an existing room needs: planned state that differs, power levels (with people the plan
@@ -207,6 +229,19 @@ mod tests {
             let changes = room_changes(&room, Observed { state: &state, managed: &managed }, &s, Some("!space"), &Links::new());
             assert_eq!(changes, vec![], "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_new_room_carries_everything_in_create_room_and_invites_its_people() {
+        let room = talk_room_fixture(vec![fixture("Ann", Role::Speaker, &["@ann:x"], &[]), fixture("Eve", Role::Host, &[], &["eve@x.org"])]);
+        let c = creation(&room, &with_widgets(false), Some("!space"), &Links::new());
+        let types: Vec<&str> = c.initial_state.iter().map(|i| i.event_type.as_str()).collect();
+        for t in ["m.room.name", "m.room.topic", "m.room.join_rules", LOCATOR, MANAGED, "m.space.parent", widgets::WIDGET, widgets::LAYOUT] {
+            assert!(types.contains(&t), "{t} missing from createRoom: {types:?}");
+        }
+        assert_eq!(c.power_levels["users"]["@ann:x"], 50);
+        assert_eq!(c.members.work, vec![members::MemberWork::Invite { user_id: "@ann:x".into() }]);
+        assert_eq!(c.members.notes[0].action, members::MemberAction::Uncontactable, "no identity server configured");
     }
 
     #[test]
