@@ -46,7 +46,7 @@ pub async fn create(hs: &Homeserver, room: &PlannedRoom, s: &Settings, links: &L
 
 /// Links a room made just now into its space.
 async fn link(hs: &Homeserver, room: &PlannedRoom, room_id: &str, space_key: &str, space: &Room, s: &Settings) -> Option<Linked> {
-    let change = desired::change(&space.state, spaces::child_link(room, room_id, &s.server_name))?;
+    let change = desired::change(&space.state, spaces::child_link(room, room_id, s))?;
     let result = super::send(hs, &space.id, std::slice::from_ref(&change), false).await;
     Some(Linked { space: space_key.to_string(), change, result })
 }

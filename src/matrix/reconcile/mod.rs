@@ -21,6 +21,7 @@ use tracing::instrument;
 use super::client::{Homeserver, MatrixError, StateMap};
 use super::identity::IdentityOptions;
 use crate::plan::desired::members::RoomMembers;
+pub use crate::plan::desired::moment::Moment;
 use crate::plan::desired::{Change, Settings};
 use crate::plan::managed::{Links, Managed};
 use crate::plan::widgets::WidgetContext;
@@ -103,8 +104,14 @@ pub struct Run {
     pub reports: HashMap<String, ObjectReport>,
 }
 
-/// Reconciles the homeserver with the plan (or, with `dry_run`, reports what it would do).
+/// Reconciles the homeserver with the plan (or, with `dry_run`, reports what it would do), before the event.
 pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
+    reconcile_at(hs, plan, opts, &Moment::default()).await
+}
+
+/// Reconciles the homeserver with the plan as it stands at a moment of the event: what the live timeline has done
+/// by then (rooms opened, the live talk suggested) is kept, not undone.
+pub async fn reconcile_at(hs: &Homeserver, plan: &Plan, opts: &Options, moment: &Moment) -> Report {
     let started = Instant::now();
     let base = report::Snapshot::of(&hs.counters);
     let s = Settings {
@@ -116,6 +123,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
         kick_removed: opts.kick_removed,
         email_invites: opts.identity_server.is_some(),
         members_only: opts.scope == Scope::Members,
+        moment: moment.clone(),
     };
     let mut progress = report::Progress::new(plan.rooms.len() as u64 * 2);
     let mut found = locate_all(hs, plan, opts, &mut progress).await;

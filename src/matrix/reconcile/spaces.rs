@@ -27,7 +27,7 @@ pub async fn phase(hs: &Homeserver, plan: &Plan, s: &Settings, opts: &Options, r
     let mut unplanned: Vec<(usize, String, Value)> = Vec::new();
     for space in plan.rooms.iter().filter(|r| r.kind.is_space()) {
         let Some(current) = run.rooms.get(&space.key) else { continue };
-        let SpaceLinks { changes, unplanned: dropped } = spaces::space_links(plan, space, &run.ids, &current.state, &s.server_name);
+        let SpaceLinks { changes, unplanned: dropped } = spaces::space_links(plan, space, &run.ids, &current.state, s);
         unplanned.extend(dropped.into_iter().map(|(id, content)| (work.len(), id, content)));
         work.push((space.key.clone(), current.id.clone(), changes));
     }

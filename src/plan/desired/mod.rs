@@ -16,6 +16,7 @@ use super::state::{self, LOCATOR, MANAGED, StateItem, StateMap};
 use super::widgets::{self, WidgetContext};
 
 pub mod members;
+pub mod moment;
 pub mod power;
 pub mod spaces;
 
@@ -37,6 +38,8 @@ pub struct Settings {
     pub email_invites: bool,
     /// Only power levels, the managed record and memberships (`stagehand invite`): no room state, no widgets.
     pub members_only: bool,
+    /// What the live timeline has done by now (talk rooms opened, the live talk suggested and maximised).
+    pub moment: moment::Moment,
 }
 
 /// One state event to write and the content it replaces (for the report).
@@ -95,6 +98,7 @@ fn room_items(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>) -> Vec<
     if let Some(ctx) = &s.widgets {
         items.extend(widgets::widgets(room, ctx));
     }
+    s.moment.apply(room, &mut items);
     items
 }
 
@@ -189,6 +193,7 @@ pub(crate) mod fixtures {
             kick_removed: false,
             email_invites: false,
             members_only: false,
+            moment: moment::Moment::default(),
         }
     }
 

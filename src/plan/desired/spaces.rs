@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
-use super::{Change, change, not_empty};
+use super::{Change, Settings, change, not_empty};
 use crate::plan::state::{self, LOCATOR, StateItem, StateMap};
 use crate::plan::{ObjectKind, Plan, PlannedRoom};
 
@@ -20,19 +20,19 @@ pub struct SpaceLinks {
     pub unplanned: Vec<(String, Value)>,
 }
 
-/// The link a space carries to one child.
-pub fn child_link(child: &PlannedRoom, child_id: &str, server: &str) -> StateItem {
-    state::child_event(child_id, &child.order, server, false)
+/// The link a space carries to one child (`suggested` while its talk is live).
+pub fn child_link(child: &PlannedRoom, child_id: &str, s: &Settings) -> StateItem {
+    state::child_event(child_id, &child.order, &s.server_name, s.moment.suggested(child))
 }
 
 /// The links of one space. `ids`: room ids of the planned rooms found or created this run, by plan key.
-pub fn space_links(plan: &Plan, space: &PlannedRoom, ids: &HashMap<String, String>, state: &StateMap, server: &str) -> SpaceLinks {
+pub fn space_links(plan: &Plan, space: &PlannedRoom, ids: &HashMap<String, String>, state: &StateMap, s: &Settings) -> SpaceLinks {
     let mut out = SpaceLinks::default();
     let mut wanted: BTreeSet<&str> = BTreeSet::new();
     for child in plan.children(&space.key) {
         let Some(child_id) = ids.get(&child.key) else { continue };
         wanted.insert(child_id);
-        out.changes.extend(change(state, child_link(child, child_id, server)));
+        out.changes.extend(change(state, child_link(child, child_id, s)));
     }
     // A planned child that could not be located or created this run has no id: its current link cannot be told from
     // a stale one, so nothing is taken out of this space this time.
@@ -106,6 +106,7 @@ pub fn retirement(state: &StateMap, conference: &str, plan: &Plan) -> Retirement
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::settings;
     use super::*;
     use crate::plan::talk_room_fixture;
 
@@ -135,10 +136,27 @@ mod tests {
         link(&mut state, "!c", "3");
         link(&mut state, "!gone", "4");
         state.insert(("m.space.child".into(), "!old".into()), json!({}));
-        let out = space_links(&plan, &plan.rooms[0], &ids, &state, "x");
+        let out = space_links(&plan, &plan.rooms[0], &ids, &state, &settings());
         let changes: Vec<(&str, &Value)> = out.changes.iter().map(|c| (c.item.state_key.as_str(), &c.item.content)).collect();
         assert_eq!(changes, vec![("!b", &json!({"via": ["x"], "order": "2"})), ("!c", &json!({}))]);
         assert_eq!(out.unplanned, vec![("!gone".to_string(), json!({"via": ["x"], "order": "4"}))]);
+    }
+
+    #[test]
+    fn the_live_talk_is_suggested_and_the_flag_moves_on() {
+        let plan = plan_of(vec![space(), talk("talk/a", "1"), talk("talk/b", "2")]);
+        let ids: HashMap<String, String> = [("talk/a", "!a"), ("talk/b", "!b")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let mut state = StateMap::new();
+        link(&mut state, "!a", "1");
+        state.insert(("m.space.child".into(), "!b".into()), json!({"via": ["x"], "order": "2", "suggested": true}));
+        let mut s = settings();
+        s.moment.live.insert("talk/a".into());
+        let out = space_links(&plan, &plan.rooms[0], &ids, &state, &s);
+        let changes: Vec<(&str, &Value)> = out.changes.iter().map(|c| (c.item.state_key.as_str(), &c.item.content)).collect();
+        assert_eq!(
+            changes,
+            vec![("!a", &json!({"via": ["x"], "order": "1", "suggested": true})), ("!b", &json!({"via": ["x"], "order": "2"}))]
+        );
     }
 
     #[test]
@@ -148,7 +166,7 @@ mod tests {
         let mut state = StateMap::new();
         link(&mut state, "!a", "1");
         link(&mut state, "!maybe-b", "2");
-        assert_eq!(space_links(&plan, &plan.rooms[0], &ids, &state, "x"), SpaceLinks::default());
+        assert_eq!(space_links(&plan, &plan.rooms[0], &ids, &state, &settings()), SpaceLinks::default());
     }
 
     #[test]
