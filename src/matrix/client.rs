@@ -169,6 +169,7 @@ pub struct Counters {
     pub rate_limited: AtomicU64,
     pub rate_limited_ms: AtomicU64,
     pub retries: AtomicU64,
+    pub messages: AtomicU64,
 }
 
 impl Counters {
@@ -257,11 +258,12 @@ impl Homeserver {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HttpError>>,
     {
-        self.call_with(what, write, 6, f).await
+        self.call_with(what, write, 6, MAX_RATE_LIMIT_WAIT, f).await
     }
 
-    /// [`Self::call`] with a bound on retries of transient errors (invites use 0).
-    async fn call_with<T, F, Fut>(&self, what: &str, write: bool, transient_limit: u32, mut f: F) -> Result<T, MatrixError>
+    /// [`Self::call`] with a bound on retries of transient errors (invites use 0) and on the total time spent waiting
+    /// out rate limits (time-critical sends give up early rather than arrive late).
+    async fn call_with<T, F, Fut>(&self, what: &str, write: bool, transient_limit: u32, max_wait: Duration, mut f: F) -> Result<T, MatrixError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HttpError>>,
@@ -284,7 +286,7 @@ impl Homeserver {
                 .max(Duration::from_millis(50));
                 // A server that never lets us through (or asks for hours) is an error for this object, not a hang.
                 waited += wait;
-                if waited > MAX_RATE_LIMIT_WAIT {
+                if waited > max_wait {
                     return Err(MatrixError::Transport {
                         what: what.to_string(),
                         message: format!("still rate limited after waiting {} s; raise the homeserver's limits", waited.as_secs()),
@@ -420,7 +422,7 @@ impl Homeserver {
     /// Sends an invite: no retry on server errors (usually a remote server that cannot be reached, which Synapse
     /// has already tried), counted, with the `invite` test point.
     async fn send_invite(&self, what: &str, request: matrix_sdk::ruma::api::client::membership::invite_user::v3::Request) -> Result<(), MatrixError> {
-        self.call_with(what, true, 0, || self.client.send(request.clone()).into_future()).await?;
+        self.call_with(what, true, 0, MAX_RATE_LIMIT_WAIT, || self.client.send(request.clone()).into_future()).await?;
         self.counters.invites.fetch_add(1, Ordering::Relaxed);
         self.test_point("invite").await;
         Ok(())
@@ -474,6 +476,24 @@ impl Homeserver {
         Ok(())
     }
 
+    /// Sends a message-like event under the caller's transaction id: the homeserver answers a repeat of the same id
+    /// from the same session with the first event, so a send retried after a crash is not shown twice. An urgent
+    /// send retries a server error once and waits out rate limits for at most a few seconds: late is worse than
+    /// failed and reported. Returns the event id.
+    pub async fn send_message(&self, room_id: &str, txn_id: &str, event_type: &str, content: &Value, urgent: bool) -> Result<String, MatrixError> {
+        use matrix_sdk::ruma::api::client::message::send_message_event::v3 as send;
+        use matrix_sdk::ruma::events::{AnyMessageLikeEventContent, MessageLikeEventType};
+        let id = room_id_of(room_id)?;
+        let body: Raw<AnyMessageLikeEventContent> = raw(content)?;
+        let request = send::Request::new_raw(id, txn_id.into(), MessageLikeEventType::from(event_type), body);
+        let what = format!("send {event_type} in {room_id}");
+        let (retries, max_wait) = if urgent { (1, Duration::from_secs(5)) } else { (6, MAX_RATE_LIMIT_WAIT) };
+        let resp = self.call_with(&what, true, retries, max_wait, || self.client.send(request.clone()).into_future()).await?;
+        self.counters.messages.fetch_add(1, Ordering::Relaxed);
+        self.test_point("message").await;
+        Ok(resp.event_id.to_string())
+    }
+
     /// Test hook: `STAGEHAND_TEST_PAUSE_AFTER=create:N` (or `state:N`) stops here after the Nth such write, says so
     /// on stderr and waits to be killed. Lets tests SIGKILL the bot at an exact point.
     async fn test_point(&self, what: &str) {
@@ -484,6 +504,7 @@ impl Homeserver {
         let count = match what {
             "create" => Counters::get(&self.counters.rooms_created),
             "invite" => Counters::get(&self.counters.invites),
+            "message" => Counters::get(&self.counters.messages),
             _ => Counters::get(&self.counters.state_events),
         };
         if count == *n {

@@ -5,4 +5,5 @@ pub mod attendance;
 pub mod client;
 pub mod fanout;
 pub mod identity;
+pub mod live;
 pub mod reconcile;

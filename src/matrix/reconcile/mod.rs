@@ -114,17 +114,7 @@ pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
 pub async fn reconcile_at(hs: &Homeserver, plan: &Plan, opts: &Options, moment: &Moment) -> Report {
     let started = Instant::now();
     let base = report::Snapshot::of(&hs.counters);
-    let s = Settings {
-        conference: plan.conference.clone(),
-        server_name: hs.server_name.clone(),
-        bot: hs.user_id.clone(),
-        room_version: opts.room_version.clone(),
-        widgets: opts.widgets.clone(),
-        kick_removed: opts.kick_removed,
-        email_invites: opts.identity_server.is_some(),
-        members_only: opts.scope == Scope::Members,
-        moment: moment.clone(),
-    };
+    let s = settings(hs, plan, opts, moment);
     let mut progress = report::Progress::new(plan.rooms.len() as u64 * 2);
     let mut found = locate_all(hs, plan, opts, &mut progress).await;
     let links = locate::links(&found);
@@ -141,6 +131,21 @@ pub async fn reconcile_at(hs: &Homeserver, plan: &Plan, opts: &Options, moment: 
     let mut objects: Vec<ObjectReport> = plan.rooms.iter().filter_map(|r| run.reports.remove(&r.key)).chain(cancelled).collect();
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     Report::new(objects, outcome.actions, &base, &report::Snapshot::of(&hs.counters), started)
+}
+
+/// The desired state's settings for a run of this connection, plan and options at a moment.
+pub fn settings(hs: &Homeserver, plan: &Plan, opts: &Options, moment: &Moment) -> Settings {
+    Settings {
+        conference: plan.conference.clone(),
+        server_name: hs.server_name.clone(),
+        bot: hs.user_id.clone(),
+        room_version: opts.room_version.clone(),
+        widgets: opts.widgets.clone(),
+        kick_removed: opts.kick_removed,
+        email_invites: opts.identity_server.is_some(),
+        members_only: opts.scope == Scope::Members,
+        moment: moment.clone(),
+    }
 }
 
 #[instrument(skip_all)]
@@ -232,7 +237,7 @@ async fn build_room(
 }
 
 /// Sends state changes to one room in order (nothing in a dry run), logging each as from -> to.
-async fn send(hs: &Homeserver, room_id: &str, changes: &[Change], dry_run: bool) -> Result<(), MatrixError> {
+pub(crate) async fn send(hs: &Homeserver, room_id: &str, changes: &[Change], dry_run: bool) -> Result<(), MatrixError> {
     if dry_run {
         return Ok(());
     }

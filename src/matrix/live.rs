@@ -1,0 +1,140 @@
+//! The live side of the matrix layer: what the timeline's runner sends during the event. Notices go out under a
+//! transaction id derived from the action, so a send retried after a crash is deduplicated by the homeserver. State
+//! changes (a talk room opened, the live talk suggested in its space, its call maximised) are a reconcile of the
+//! touched rooms at the new moment, through the same desired state as `apply`, so the two never disagree and a
+//! runner that was down converges instead of replaying. Which action fires when is decided by the timeline.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tracing::instrument;
+
+use super::client::{Homeserver, MatrixError, state_map};
+use super::reconcile::locate::{Found, locate};
+use super::reconcile::{Moment, Options, Status, send, settings};
+use crate::plan::desired::{self, Change, Observed, spaces};
+use crate::plan::managed;
+use crate::plan::{Plan, PlannedRoom};
+
+/// A notice for a room: plain text, the same as HTML (everything from the schedule escaped by the caller), and
+/// the Matrix IDs it mentions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub html: String,
+    pub mentions: Vec<String>,
+}
+
+impl Notice {
+    /// The `m.room.message` content: an `m.notice` (clients do not notify for bot notices unless mentioned).
+    pub fn content(&self) -> Value {
+        json!({
+            "msgtype": "m.notice",
+            "body": self.text,
+            "format": "org.matrix.custom.html",
+            "formatted_body": self.html,
+            "m.mentions": {"user_ids": self.mentions},
+        })
+    }
+}
+
+/// The homeserver as the runner sees it: the plan's rooms by key, with their ids remembered.
+#[derive(Clone)]
+pub struct Live {
+    hs: Homeserver,
+    plan: Arc<Plan>,
+    opts: Options,
+    ids: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Live {
+    pub fn new(hs: Homeserver, plan: Arc<Plan>, opts: Options) -> Live {
+        Live { hs, plan, opts, ids: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// Follows a new schedule: rooms are looked up in the new plan from now on.
+    pub fn with_plan(&self, plan: Arc<Plan>) -> Live {
+        Live { plan, ..self.clone() }
+    }
+
+    pub fn homeserver(&self) -> &Homeserver {
+        &self.hs
+    }
+
+    fn planned(&self, key: &str) -> Result<&PlannedRoom, MatrixError> {
+        self.plan.rooms.iter().find(|r| r.key == key).ok_or_else(|| MatrixError::Setup(format!("{key} is not in the plan")))
+    }
+
+    /// The room id of a planned room (looked up by its alias once).
+    pub async fn room_id(&self, key: &str) -> Result<String, MatrixError> {
+        if let Some(id) = self.ids.lock().await.get(key) {
+            return Ok(id.clone());
+        }
+        let room = self.planned(key)?;
+        let id = self
+            .hs
+            .resolve_alias(&room.alias)
+            .await?
+            .ok_or_else(|| MatrixError::Setup(format!("{} does not exist; run `stagehand apply`", room.alias)))?;
+        self.ids.lock().await.insert(key.to_string(), id.clone());
+        Ok(id)
+    }
+
+    /// Posts a notice in a planned room. Returns the event id.
+    #[instrument(skip(self, notice), fields(room = key))]
+    pub async fn post(&self, key: &str, txn_id: &str, notice: &Notice, urgent: bool) -> Result<String, MatrixError> {
+        let room_id = self.room_id(key).await?;
+        self.hs.send_message(&room_id, txn_id, "m.room.message", &notice.content(), urgent).await
+    }
+
+    /// Who has joined a planned room now.
+    pub async fn joined(&self, key: &str) -> Result<HashSet<String>, MatrixError> {
+        let room_id = self.room_id(key).await?;
+        let state = state_map(&self.hs.room_state(&room_id).await?);
+        Ok(state
+            .iter()
+            .filter(|((t, _), c)| t == "m.room.member" && c["membership"] == "join")
+            .map(|((_, k), _)| k.clone())
+            .collect())
+    }
+
+    /// Brings one planned room, and its link in its space, to the desired state at `moment`. Returns the changes
+    /// sent (none when the room already is as it should be).
+    #[instrument(skip(self, moment), fields(room = key))]
+    pub async fn converge(&self, key: &str, moment: &Moment) -> Result<Vec<Change>, MatrixError> {
+        let room = self.planned(key)?;
+        let s = settings(&self.hs, &self.plan, &self.opts, moment);
+        let found = located(locate(&self.hs, &self.plan.conference, room).await)?;
+        let parent_id = match &room.parent {
+            Some(p) => Some(self.room_id(p).await?),
+            None => None,
+        };
+        let seen = Observed { state: &found.state, managed: &found.managed };
+        // People known by e-mail who took their invite up here keep their power: their links are on record here.
+        let links = managed::links(std::iter::once((&found.managed, &found.taken)));
+        let mut sent = desired::room_changes(room, seen, &s, parent_id.as_deref(), &links);
+        send(&self.hs, &found.room_id, &sent, false).await?;
+        if let Some(space_id) = parent_id {
+            let space = state_map(&self.hs.room_state(&space_id).await?);
+            let link = desired::change(&space, spaces::child_link(room, &found.room_id, &s));
+            if let Some(link) = link {
+                send(&self.hs, &space_id, std::slice::from_ref(&link), false).await?;
+                sent.push(link);
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// A located room, or why it cannot be used.
+fn located(found: Found) -> Result<super::reconcile::locate::Located, MatrixError> {
+    match found {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(MatrixError::Setup("the room does not exist; run `stagehand apply`".into())),
+        Err(Status::Foreign { reason }) => Err(MatrixError::Setup(reason)),
+        Err(Status::Failed { error }) => Err(MatrixError::Setup(error)),
+        Err(other) => Err(MatrixError::Setup(format!("{other:?}"))),
+    }
+}
