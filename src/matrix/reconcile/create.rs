@@ -1,14 +1,15 @@
 //! Create: a missing room is made with everything known at creation inside `createRoom` (alias, room version,
-//! initial state with its parent link and the managed record, power levels), then linked into its space at once,
-//! while other rooms are still being created, so the links cost no round of their own. A room whose alias turns
-//! out taken by an earlier run that did not live to see the answer is adopted, not made again.
+//! initial state with its parent link and the managed record, power levels), and hands back the link its space
+//! needs, which the build sends while other rooms are still being created, so the links cost no round of their
+//! own. A room whose alias turns out taken by an earlier run that did not live to see the answer is adopted, not
+//! made again.
 
 use tracing::instrument;
 
 use super::super::client::Homeserver;
 use super::locate::locate;
 use super::report::{ObjectReport, Status};
-use super::{Built, Linked, Room, update};
+use super::{Built, Link, Room, update};
 use crate::plan::PlannedRoom;
 use crate::plan::desired::{self, Settings, spaces};
 use crate::plan::managed::{Links, Managed};
@@ -21,18 +22,18 @@ pub async fn create(hs: &Homeserver, room: &PlannedRoom, s: &Settings, links: &L
     let result = hs
         .create_room(alias_local, &s.room_version, room.kind.is_space(), room.public, &creation.initial_state, &creation.power_levels)
         .await;
-    let failed = |status| Built { report: ObjectReport::of(room, None, status), room: None, linked: None };
+    let failed = |status| Built { report: ObjectReport::of(room, None, status), room: None, link: None };
     match result {
         Ok(room_id) => {
             tracing::debug!(room_id = %room_id, "created");
-            let linked = match parent {
-                Some((key, space)) => link(hs, room, &room_id, key, space, s).await,
-                None => None,
-            };
+            let link = parent.and_then(|(key, space)| {
+                let change = desired::change(&space.state, spaces::child_link(room, &room_id, s))?;
+                Some(Link { space: key.to_string(), space_id: space.id.clone(), change })
+            });
             let state = desired::created_state(&creation);
             let previous = Managed::from_state(&state);
             let report = ObjectReport::of(room, Some(room_id.clone()), Status::Create);
-            Built { report, room: Some(Room { id: room_id, state, previous, ok: true, members: creation.members }), linked }
+            Built { report, room: Some(Room { id: room_id, state, previous, ok: true, members: creation.members }), link }
         }
         // Created by an earlier run that did not live to see the answer: adopt it.
         Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => match locate(hs, &s.conference, room).await {
@@ -42,11 +43,4 @@ pub async fn create(hs: &Homeserver, room: &PlannedRoom, s: &Settings, links: &L
         },
         Err(e) => failed(Status::failed(e)),
     }
-}
-
-/// Links a room made just now into its space.
-async fn link(hs: &Homeserver, room: &PlannedRoom, room_id: &str, space_key: &str, space: &Room, s: &Settings) -> Option<Linked> {
-    let change = desired::change(&space.state, spaces::child_link(room, room_id, s))?;
-    let result = super::send(hs, &space.id, std::slice::from_ref(&change), false).await;
-    Some(Linked { space: space_key.to_string(), change, result })
 }

@@ -1,21 +1,22 @@
 //! Reconcile: read what exists on the homeserver, compare it with the plan, and send only the differences. What a
 //! room should carry is decided in `plan::desired`; the phases here only observe and send:
 //!
-//! 1. [`locate`]: find every planned room by its alias and check its locator.
-//! 2. build, top-down so parents have ids before their children: [`create`] what is missing (with everything in
-//!    `createRoom`, linked into its space right away), [`update`] what exists.
-//! 3. [`spaces`]: each space's links follow the plan; [`retire`] rooms the plan no longer holds (kept, marked
+//! 1. `locate`: find every planned room by its alias and check its locator.
+//! 2. build, top-down so parents have ids before their children: `create` what is missing (with everything in
+//!    `createRoom`, linked into its space right away), `update` what exists.
+//! 3. `spaces`: each space's links follow the plan; `retire` rooms the plan no longer holds (kept, marked
 //!    cancelled, taken out of the space; never deleted).
-//! 4. [`members`]: invites and withdrawals, e-mail invites ([`email`]), then each room's managed record.
-//! 5. [`report`]: what happened, object by object, and the request counts.
+//! 4. `members`: invites and withdrawals, e-mail invites (`email`), then each room's managed record.
+//! 5. `report`: what happened, object by object, and the request counts.
 //!
 //! A second run with no schedule change writes nothing. Failures are collected per object; the run goes on and
-//! ends with a summary. Every phase fans out through [`super::fanout`], bounded by the configured concurrency.
+//! ends with a summary. Every phase fans out through `matrix::fanout`, bounded by the configured concurrency.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tracing::instrument;
 
 use super::client::{Homeserver, MatrixError, StateMap};
@@ -82,18 +83,18 @@ pub struct Room {
     pub members: RoomMembers,
 }
 
-/// A link written into a space right after its child was created.
-pub struct Linked {
+/// The link a space needs to a room made just now: sent by the build while other rooms are being created.
+pub struct Link {
     space: String,
+    space_id: String,
     change: Change,
-    result: Result<(), MatrixError>,
 }
 
 /// What the build did to one room.
 pub struct Built {
     report: ObjectReport,
     room: Option<Room>,
-    linked: Option<Linked>,
+    link: Option<Link>,
 }
 
 /// The run so far: rooms found or made, by plan key.
@@ -183,30 +184,25 @@ async fn build(
             .filter(|r| depth.get(r.key.as_str()) == Some(&level))
             .map(|r| (r, found.remove(&r.key).unwrap_or(Ok(None))))
             .collect();
-        let done: Vec<Built> = {
+        let (done, linked) = {
             let earlier = &run.rooms;
-            let mut built = super::fanout::fan_out(rooms, opts.concurrency, |(room, f)| {
+            let built = super::fanout::fan_out(rooms, opts.concurrency, |(room, f)| {
                 let parent = room.parent.as_deref().and_then(|p| earlier.get(p).map(|r| (p, r)));
                 build_room(hs, room, f, parent, s, opts, links)
             });
-            let mut done = Vec::new();
-            while let Some(b) = built.next().await {
-                progress.step("build");
-                done.push(b);
-            }
-            done
+            build_and_link(hs, built, opts.concurrency, progress).await
         };
-        for b in done {
-            if let Some(l) = b.linked
-                && let Some(space) = run.rooms.get_mut(&l.space)
+        for (l, result) in linked {
+            if let Some(space) = run.rooms.get_mut(&l.space)
+                && result.is_ok()
             {
-                if l.result.is_ok() {
-                    space.state.insert((l.change.item.event_type.clone(), l.change.item.state_key.clone()), l.change.item.content.clone());
-                }
-                if let Some(report) = run.reports.get_mut(&l.space) {
-                    report.merge(std::slice::from_ref(&l.change), &l.result);
-                }
+                space.state.insert((l.change.item.event_type.clone(), l.change.item.state_key.clone()), l.change.item.content.clone());
             }
+            if let Some(report) = run.reports.get_mut(&l.space) {
+                report.merge(std::slice::from_ref(&l.change), &result);
+            }
+        }
+        for b in done {
             if let Some(room) = b.room {
                 run.ids.insert(b.report.key.clone(), room.id.clone());
                 run.rooms.insert(b.report.key.clone(), room);
@@ -214,6 +210,44 @@ async fn build(
             run.reports.insert(b.report.key.clone(), b.report);
         }
     }
+}
+
+/// Drives one level's builds and, alongside them, the links of rooms made into their spaces (at most `limit` links
+/// in flight, apart from the builds), so that a space's links queue on the server while creation goes on.
+async fn build_and_link(
+    hs: &Homeserver,
+    mut built: impl futures_util::Stream<Item = Built> + Unpin,
+    limit: usize,
+    progress: &mut report::Progress,
+) -> (Vec<Built>, Vec<(Link, Result<(), MatrixError>)>) {
+    let mut done = Vec::new();
+    let mut linked = Vec::new();
+    let mut waiting: VecDeque<Link> = VecDeque::new();
+    let mut linking = FuturesUnordered::new();
+    let mut building = true;
+    loop {
+        while linking.len() < limit.max(1)
+            && let Some(l) = waiting.pop_front()
+        {
+            linking.push(async move {
+                let result = send(hs, &l.space_id, std::slice::from_ref(&l.change), false).await;
+                (l, result)
+            });
+        }
+        tokio::select! {
+            b = built.next(), if building => match b {
+                Some(mut b) => {
+                    progress.step("build");
+                    waiting.extend(b.link.take());
+                    done.push(b);
+                }
+                None => building = false,
+            },
+            Some(l) = linking.next(), if !linking.is_empty() => linked.push(l),
+            else => break,
+        }
+    }
+    (done, linked)
 }
 
 /// One room: created when missing, updated when found, reported when it cannot be used.
@@ -226,7 +260,7 @@ async fn build_room(
     opts: &Options,
     links: &Links,
 ) -> Built {
-    let unusable = |status| Built { report: ObjectReport::of(room, None, status), room: None, linked: None };
+    let unusable = |status| Built { report: ObjectReport::of(room, None, status), room: None, link: None };
     match found {
         Err(status) => unusable(status),
         Ok(Some(l)) => update::update(hs, room, l, s, parent.map(|(_, p)| p.id.as_str()), links, opts.dry_run).await,

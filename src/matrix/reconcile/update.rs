@@ -35,7 +35,7 @@ pub async fn update(hs: &Homeserver, room: &PlannedRoom, found: Located, s: &Set
             _ => {}
         }
     }
-    Built { report, room: Some(Room { id: room_id, state, previous: managed, ok, members }), linked: None }
+    Built { report, room: Some(Room { id: room_id, state, previous: managed, ok, members }), link: None }
 }
 
 /// Brings the room's entry in the room directory to the plan (public rooms listed, others not). Only rooms that are
