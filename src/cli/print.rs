@@ -146,3 +146,46 @@ pub fn diff(changes: &[Change], old_talks: usize, new_talks: usize) -> String {
 pub fn json_pretty(value: &impl serde::Serialize) -> anyhow::Result<String> {
     Ok(format!("{}\n", serde_json::to_string_pretty(value)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use stagehand::matrix::reconcile::{FieldChange, ObjectReport};
+    use stagehand::schedule::diff::ChangeKind;
+
+    use super::*;
+
+    #[test]
+    fn diff_lists_each_change_then_the_counts() {
+        let change = |kind, talk: &str, from: Option<&str>, to: Option<&str>| Change {
+            talk: talk.into(),
+            kind,
+            title: "T".into(),
+            from: from.map(Into::into),
+            to: to.map(Into::into),
+        };
+        let changes = [change(ChangeKind::Retimed, "a", Some("10:00"), Some("10:30")), change(ChangeKind::Removed, "b", Some("R"), None)];
+        assert_eq!(
+            diff(&changes, 2, 1),
+            "retimed       a \"T\": 10:00 -> 10:30\nremoved       b \"T\": was R\n2 talks -> 1 talks: 1 retimed, 1 removed\n"
+        );
+        assert_eq!(diff(&[], 3, 3), "3 talks -> 3 talks: no changes\n");
+    }
+
+    #[test]
+    fn report_says_what_a_dry_run_would_do() {
+        let object = |key: &str, status| ObjectReport { key: key.into(), alias: format!("#{key}:e.org"), room_id: Some("!r:e.org".into()), status };
+        let report = Report {
+            objects: vec![
+                object("new", Status::Create),
+                object("same", Status::Unchanged),
+                object(
+                    "old",
+                    Status::Update { changes: vec![FieldChange { event_type: "m.room.name".into(), state_key: String::new(), from: None, to: json!("N") }] },
+                ),
+            ],
+            ..Report::default()
+        };
+        let text = super::report(&report, true);
+        assert!(text.starts_with("create     new #new:e.org\nupdate     old #old:e.org !r:e.org\n           m.room.name []: (none) -> \"N\"\ndry run: "), "{text}");
+    }
+}

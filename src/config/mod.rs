@@ -23,9 +23,9 @@ pub mod widgets;
 
 pub use conference::{ConferenceConfig, is_alias_safe};
 pub use homeserver::HomeserverConfig;
-pub use naming::Naming;
+pub use naming::NamingConfig;
 pub use people::{IdentityServerConfig, PeopleConfig};
-pub use rooms::{RoomKinds, SupportRoom};
+pub use rooms::{RoomsConfig, SupportRoom};
 pub use schedule::{ScheduleConfig, expand_env};
 pub use tracks::{TrackRule, TrackRules};
 pub use widgets::WidgetsConfig;
@@ -50,9 +50,9 @@ pub struct Config {
     #[serde(default)]
     pub tracks: TrackRules,
     #[serde(default)]
-    pub naming: Naming,
+    pub naming: NamingConfig,
     #[serde(default)]
-    pub rooms: RoomKinds,
+    pub rooms: RoomsConfig,
     #[serde(default)]
     pub people: PeopleConfig,
     #[serde(default)]

@@ -9,7 +9,7 @@ use crate::plan::naming::check_template;
 /// `{conference_title}`, `{track_name}`, `{talk_title}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct Naming {
+pub struct NamingConfig {
     pub root_alias: String,
     pub subspace_alias: String,
     pub track_alias: String,
@@ -22,9 +22,9 @@ pub struct Naming {
     pub talk_name: String,
 }
 
-impl Default for Naming {
+impl Default for NamingConfig {
     fn default() -> Self {
-        Naming {
+        NamingConfig {
             root_alias: "{conference}".into(),
             subspace_alias: "{conference}-{kind}".into(),
             track_alias: "{conference}-{track}".into(),
@@ -39,7 +39,7 @@ impl Default for Naming {
     }
 }
 
-impl Naming {
+impl NamingConfig {
     pub(super) fn check(&self) -> Result<(), String> {
         for (field, t) in [
             ("root_alias", &self.root_alias),

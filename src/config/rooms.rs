@@ -8,7 +8,7 @@ use serde::Deserialize;
 /// Which objects to create. The FOSDEM 2022 shape is the default.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct RoomKinds {
+pub struct RoomsConfig {
     pub subspaces: bool,
     pub track_rooms: bool,
     pub backstages: bool,
@@ -19,9 +19,9 @@ pub struct RoomKinds {
     pub support: Vec<SupportRoom>,
 }
 
-impl Default for RoomKinds {
+impl Default for RoomsConfig {
     fn default() -> Self {
-        RoomKinds {
+        RoomsConfig {
             subspaces: true,
             track_rooms: true,
             backstages: true,
@@ -45,7 +45,7 @@ pub struct SupportRoom {
     pub public: bool,
 }
 
-impl RoomKinds {
+impl RoomsConfig {
     pub(super) fn check(&self) -> Result<(), String> {
         let mut seen = HashSet::new();
         match self.support.iter().find(|s| !seen.insert(&s.key)) {
