@@ -2,13 +2,14 @@
 //! and runs the live timeline.
 //!
 //! The map (data flows one way):
-//! - [`schedule`]: pure readers (Pentabarf/frab XML, frab/pretalx JSON, our YAML, people files), the model, validation
-//!   and the schedule diff;
-//! - [`config`]: the config file (pure parse, separate load);
+//! - [`schedule`]: pure readers (Pentabarf/frab XML, frab/pretalx JSON, our YAML, people files), the model, the track
+//!   classifier ([`schedule::classify`]), validation and the schedule diff;
+//! - [`config`]: the config file, one module per section with its defaults and checks (pure parse, separate load);
 //! - [`plan`]: pure desired state: the spaces and rooms with names, aliases, order, members and widgets
-//!   ([`plan::plan`]); what one observed room must get written ([`plan::desired`]: state, power levels, space
-//!   links, cancellations, typed membership work, time as an input); whom Stagehand manages where
-//!   ([`plan::managed`]);
+//!   ([`plan::plan`], naming templates in [`plan::naming`]); what one observed room must get written
+//!   ([`plan::desired`]: state, power levels, space links, cancellations, typed membership work, time as an
+//!   input); whom Stagehand manages where ([`plan::managed`]);
+//! - [`secrets`]: the bot's credentials and the widget secret, from the environment or files the config names;
 //! - [`source`]: the edge that reads files and URLs (with a cache of the last good copy);
 //! - [`load`]: the pipeline the CLI calls: source, reader, people, validation;
 //! - [`matrix`]: the only code that talks to the homeserver: the connection ([`matrix::client`]), the reconcile by
@@ -16,11 +17,14 @@
 //!   fan-out ([`matrix::fanout`]), the identity server ([`matrix::identity`]), attendance, and the live side the
 //!   timeline's runner sends through ([`matrix::live`]);
 //! - [`web`]: the widget pages, their JSON and the conference home page.
+//!
+//! The command line (`src/main.rs` and `src/cli/`, one file per command) lives in the binary, not here.
 
 pub mod config;
 pub mod load;
 pub mod matrix;
 pub mod plan;
 pub mod schedule;
+pub mod secrets;
 pub mod source;
 pub mod web;

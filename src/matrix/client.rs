@@ -66,44 +66,6 @@ pub enum Credentials {
     AppService { as_token: String },
 }
 
-impl Credentials {
-    /// Credentials from the config and the environment, in this order: an appservice registration, an access
-    /// token (STAGEHAND_ACCESS_TOKEN or `homeserver.access_token_file`), a user and password (STAGEHAND_USER,
-    /// STAGEHAND_PASSWORD). Secrets never come from the config file itself.
-    pub fn from_config(
-        hs: &crate::config::HomeserverConfig,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Credentials, MatrixError> {
-        if let Some(path) = &hs.appservice_registration {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| MatrixError::Setup(format!("{}: cannot read the registration: {e}", path.display())))?;
-            let reg: Value = yaml_serde::from_str(&text)
-                .map_err(|e| MatrixError::Setup(format!("{}: not a registration file: {e}", path.display())))?;
-            let as_token = reg["as_token"]
-                .as_str()
-                .ok_or_else(|| MatrixError::Setup(format!("{}: no as_token", path.display())))?;
-            return Ok(Credentials::AppService { as_token: as_token.to_string() });
-        }
-        if let Some(token) = env("STAGEHAND_ACCESS_TOKEN").filter(|t| !t.is_empty()) {
-            return Ok(Credentials::AccessToken(token));
-        }
-        if let Some(path) = &hs.access_token_file {
-            let token = std::fs::read_to_string(path)
-                .map_err(|e| MatrixError::Setup(format!("{}: cannot read the access token: {e}", path.display())))?;
-            return Ok(Credentials::AccessToken(token.trim().to_string()));
-        }
-        if let (Some(user), Some(password)) = (env("STAGEHAND_USER"), env("STAGEHAND_PASSWORD")) {
-            let session_file = hs.session_file.clone().unwrap_or_else(|| PathBuf::from(".stagehand/session.json"));
-            return Ok(Credentials::Password { user, password, session_file });
-        }
-        Err(MatrixError::Setup(
-            "no credentials: set STAGEHAND_ACCESS_TOKEN, or STAGEHAND_USER and STAGEHAND_PASSWORD, or \
-             homeserver.access_token_file or homeserver.appservice_registration in the config"
-                .into(),
-        ))
-    }
-}
-
 /// An application service registration for Stagehand, with fresh random tokens. `rate_limited: false` exempts the
 /// bot from Synapse's rate limits; the bot's user is in the appservice's exclusive namespace.
 pub fn appservice_registration(server_name: &str, localpart: &str, conference: &str) -> String {

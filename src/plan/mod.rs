@@ -9,11 +9,13 @@ use serde::Serialize;
 pub mod desired;
 pub mod managed;
 pub mod members;
+pub mod naming;
 pub mod state;
 mod topics;
 pub mod widgets;
 
-use crate::config::{Config, render};
+use crate::config::Config;
+use naming::render;
 use crate::schedule::model::{Conference, Talk, TrackKind, slugify};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

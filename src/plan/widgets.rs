@@ -18,13 +18,19 @@ pub const LAYOUT: &str = "io.element.widgets.layout";
 /// Prefix of every widget id Stagehand makes; widgets without it are never touched.
 pub const ID_PREFIX: &str = "stagehand-";
 
-/// What widget content depends on besides the room.
-#[derive(Debug, Clone)]
+/// What widget content depends on besides the room. Its `Debug` leaves the secret out.
+#[derive(Clone)]
 pub struct WidgetContext {
     pub conference: String,
     pub bot: String,
     pub config: WidgetsConfig,
     pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for WidgetContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WidgetContext").field("conference", &self.conference).field("bot", &self.bot).finish_non_exhaustive()
+    }
 }
 
 fn mac_hex(secret: &[u8], parts: &[&str]) -> String {

@@ -5,6 +5,7 @@
 //! [`crate::source`]; nothing here touches the network, the clock or Matrix.
 
 pub mod assemble;
+pub mod classify;
 pub mod diff;
 pub mod json;
 pub mod model;
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 pub use model::*;
 
-use crate::config::TrackRules;
+use classify::TrackRules;
 
 /// Severity of a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

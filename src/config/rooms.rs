@@ -1,0 +1,56 @@
+//! `rooms`: which objects to create (subspaces, track rooms, backstages, talk rooms, stands) and the support rooms.
+//! Owns the FOSDEM 2022 defaults and the check that support room keys are unique.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+/// Which objects to create. The FOSDEM 2022 shape is the default.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    pub subspaces: bool,
+    pub track_rooms: bool,
+    pub backstages: bool,
+    pub talk_rooms: bool,
+    /// Stand tracks get a stand room (alias from `naming.stand_alias`) in place of a track room.
+    pub stands: bool,
+    /// Support rooms (speakers' lounge, info desk), each a child of the root space.
+    pub support: Vec<SupportRoom>,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            subspaces: true,
+            track_rooms: true,
+            backstages: true,
+            talk_rooms: true,
+            stands: true,
+            support: vec![
+                SupportRoom { key: "speakers".into(), name: "Speakers' lounge".into(), topic: None, public: false },
+                SupportRoom { key: "info".into(), name: "Info desk".into(), topic: None, public: true },
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SupportRoom {
+    pub key: String,
+    pub name: String,
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub public: bool,
+}
+
+impl RoomsConfig {
+    pub(super) fn check(&self) -> Result<(), String> {
+        let mut seen = HashSet::new();
+        match self.support.iter().find(|s| !seen.insert(&s.key)) {
+            Some(s) => Err(format!("rooms.support: key {:?} is used twice", s.key)),
+            None => Ok(()),
+        }
+    }
+}
