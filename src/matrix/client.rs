@@ -1,24 +1,22 @@
-//! The homeserver connection: authentication (access token, password with a persisted session, or an application
-//! service token), and every request Stagehand makes, with its own handling of rate limits (`retry_after_ms` is
+//! The homeserver connection (authentication is in [`super::session`]) and every request Stagehand makes, with its own handling of rate limits (`retry_after_ms` is
 //! honoured and logged) and transient errors. Counts reads and writes so a run can prove it wrote nothing.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use matrix_sdk::authentication::SessionTokens;
-use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::RequestConfig;
 use matrix_sdk::ruma::api::client::{alias, room, state};
 use matrix_sdk::ruma::api::error::{ErrorKind, LimitExceededErrorData, RetryAfter};
 use matrix_sdk::ruma::events::{AnyInitialStateEvent, AnyStateEventContent, StateEventType};
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomVersionId};
-use matrix_sdk::{Client, HttpError, SessionMeta};
+use matrix_sdk::{Client, HttpError};
 use serde_json::Value;
 
+use super::session;
+pub use super::session::{Credentials, appservice_registration};
 use crate::plan::state::StateItem;
 
 /// One state event as the homeserver returned it.
@@ -52,51 +50,6 @@ pub use crate::plan::state::StateMap;
 /// The contents of a room's state, by (type, state key).
 pub fn state_map(events: &[StateEvent]) -> StateMap {
     events.iter().map(|e| ((e.event_type.clone(), e.state_key.clone()), e.content.clone())).collect()
-}
-
-/// How Stagehand authenticates.
-#[derive(Debug, Clone)]
-pub enum Credentials {
-    /// An access token (from the environment or a file).
-    AccessToken(String),
-    /// User and password; the session is kept in `session_file` so a restart reuses the device.
-    Password { user: String, password: String, session_file: PathBuf },
-    /// An application service's `as_token`: requests act as the registration's `sender_localpart` user and are
-    /// not rate-limited when the registration says `rate_limited: false`.
-    AppService { as_token: String },
-}
-
-/// An application service registration for Stagehand, with fresh random tokens. `rate_limited: false` exempts the
-/// bot from Synapse's rate limits; the bot's user is in the appservice's exclusive namespace.
-pub fn appservice_registration(server_name: &str, localpart: &str, conference: &str) -> String {
-    use rand::Rng;
-    let token = || -> String {
-        rand::rng().sample_iter(rand::distr::Alphanumeric).take(48).map(char::from).collect()
-    };
-    let esc = |s: &str| s.replace('.', "\\\\.");
-    format!(
-        "# Stagehand application service registration. Keep this file secret: it holds the tokens.\n\
-         # Add its path to app_service_config_files in homeserver.yaml and to homeserver.appservice_registration.\n\
-         id: stagehand-{conference}\n\
-         url: null\n\
-         as_token: {as_token}\n\
-         hs_token: {hs_token}\n\
-         sender_localpart: {localpart}\n\
-         rate_limited: false\n\
-         namespaces:\n\
-         \x20 users:\n\
-         \x20   - exclusive: true\n\
-         \x20     regex: \"@{user_re}:{server_re}\"\n\
-         \x20 aliases:\n\
-         \x20   - exclusive: false\n\
-         \x20     regex: \"#{conf_re}.*:{server_re}\"\n\
-         \x20 rooms: []\n",
-        as_token = token(),
-        hs_token = token(),
-        user_re = esc(localpart),
-        server_re = esc(server_name),
-        conf_re = esc(conference),
-    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,41 +123,7 @@ impl Homeserver {
             .build()
             .await
             .map_err(|e| setup(&e))?;
-        match credentials {
-            Credentials::AccessToken(token) | Credentials::AppService { as_token: token } => {
-                let (user_id, device_id) = whoami(url, token).await?;
-                restore(&client, &user_id, device_id.as_deref().unwrap_or("STAGEHAND"), token).await?;
-            }
-            Credentials::Password { user, password, session_file } => {
-                // A kept session whose token the server no longer accepts (logged out, expired, another server):
-                // forget it and log in again, rather than failing every request of the run.
-                let kept = match read_session(session_file) {
-                    Some(session) => match whoami(url, &session.tokens.access_token).await {
-                        Err(MatrixError::Api { status: 401, .. }) => {
-                            tracing::warn!(file = %session_file.display(), "the kept session is no longer valid; logging in again");
-                            None
-                        }
-                        _ => Some(session),
-                    },
-                    None => None,
-                };
-                match kept {
-                    Some(session) => client.restore_session(session).await.map_err(|e| setup(&e))?,
-                    None => {
-                        client
-                            .matrix_auth()
-                            .login_username(user, password)
-                            .initial_device_display_name("Stagehand")
-                            .send()
-                            .await
-                            .map_err(|e| MatrixError::Setup(format!("login as {user} failed: {e}")))?;
-                        if let Some(session) = client.matrix_auth().session() {
-                            write_session(session_file, &session)?;
-                        }
-                    }
-                }
-            }
-        }
+        session::login(&client, url, credentials).await?;
         let user_id = client.user_id().map(|u| u.to_string()).ok_or_else(|| MatrixError::Setup("no user after login".into()))?;
         let server_name = user_id.split_once(':').map(|(_, s)| s.to_string()).unwrap_or_default();
         let test_pause = std::env::var("STAGEHAND_TEST_PAUSE_AFTER").ok().and_then(|v| {
@@ -483,7 +402,7 @@ fn raw<T>(v: &Value) -> Result<Raw<T>, MatrixError> {
     Ok(Raw::from_json(json))
 }
 
-fn user_id_of(user_id: &str) -> Result<OwnedUserId, MatrixError> {
+pub(super) fn user_id_of(user_id: &str) -> Result<OwnedUserId, MatrixError> {
     OwnedUserId::try_from(user_id).map_err(|e| MatrixError::Setup(format!("user id {user_id}: {e}")))
 }
 
@@ -503,60 +422,4 @@ fn describe(what: &str, err: &HttpError) -> MatrixError {
         return MatrixError::Api { what: what.to_string(), status: api.status_code.as_u16(), errcode, message };
     }
     MatrixError::Transport { what: what.to_string(), message: err.to_string() }
-}
-
-async fn whoami(url: &str, token: &str) -> Result<(String, Option<String>), MatrixError> {
-    let what = "who am I (check the access token)";
-    let resp = reqwest::Client::new()
-        .get(format!("{}/_matrix/client/v3/account/whoami", url.trim_end_matches('/')))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| MatrixError::Transport { what: what.into(), message: e.to_string() })?;
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if status != 200 {
-        return Err(MatrixError::Api {
-            what: what.into(),
-            status,
-            errcode: body["errcode"].as_str().unwrap_or_default().to_string(),
-            message: body["error"].as_str().unwrap_or_default().to_string(),
-        });
-    }
-    let user = body["user_id"].as_str().ok_or_else(|| MatrixError::Setup("whoami without user_id".into()))?;
-    Ok((user.to_string(), body["device_id"].as_str().map(str::to_string)))
-}
-
-async fn restore(client: &Client, user_id: &str, device_id: &str, token: &str) -> Result<(), MatrixError> {
-    let user_id = user_id_of(user_id)?;
-    let session = MatrixSession {
-        meta: SessionMeta { user_id, device_id: device_id.into() },
-        tokens: SessionTokens { access_token: token.to_string(), refresh_token: None },
-    };
-    client.restore_session(session).await.map_err(|e| MatrixError::Setup(format!("cannot use the access token: {e}")))
-}
-
-fn read_session(path: &Path) -> Option<MatrixSession> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-fn write_session(path: &Path, session: &MatrixSession) -> Result<(), MatrixError> {
-    let io = |e: std::io::Error| MatrixError::Setup(format!("cannot keep the session in {}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let json = serde_json::to_string(session).map_err(|e| MatrixError::Setup(e.to_string()))?;
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new();
-        f.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
-        let mut file = f.open(&tmp).map_err(io)?;
-        file.write_all(json.as_bytes()).map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
 }

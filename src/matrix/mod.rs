@@ -7,3 +7,4 @@ pub mod fanout;
 pub mod identity;
 pub mod live;
 pub mod reconcile;
+pub mod session;
