@@ -3,6 +3,7 @@
 //! Secrets are read by `crate::secrets`; nothing here logs them.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use matrix_sdk::authentication::SessionTokens;
 use matrix_sdk::authentication::matrix::MatrixSession;
