@@ -17,8 +17,10 @@ use crate::plan::{ObjectKind, PlannedRoom};
 pub struct Moment {
     /// Talk rooms opened to the audience (their talk is over).
     pub open: BTreeSet<String>,
-    /// Talk rooms whose talk is live: `suggested` in their space, the video call maximised.
-    pub live: BTreeSet<String>,
+    /// Talk rooms `suggested` in their space (the talk is live).
+    pub suggested: BTreeSet<String>,
+    /// Talk rooms with the video call maximised (the talk is live).
+    pub maximised: BTreeSet<String>,
     /// Join rule of an opened talk room (`public`, or `knock`).
     pub open_join_rule: String,
     /// History visibility of an opened talk room (`shared`: the audience reads what was said during the talk).
@@ -28,7 +30,13 @@ pub struct Moment {
 impl Default for Moment {
     /// Before the event: nothing opened, nothing live.
     fn default() -> Moment {
-        Moment { open: BTreeSet::new(), live: BTreeSet::new(), open_join_rule: "public".into(), open_history: "shared".into() }
+        Moment {
+            open: BTreeSet::new(),
+            suggested: BTreeSet::new(),
+            maximised: BTreeSet::new(),
+            open_join_rule: "public".into(),
+            open_history: "shared".into(),
+        }
     }
 }
 
@@ -39,7 +47,7 @@ impl Moment {
 
     /// Whether the room's link in its space is `suggested` now.
     pub fn suggested(&self, room: &PlannedRoom) -> bool {
-        Moment::is_talk(room) && self.live.contains(&room.key)
+        Moment::is_talk(room) && self.suggested.contains(&room.key)
     }
 
     /// The room's state items as they should be now: an opened talk room's join rule and history visibility, a
@@ -49,7 +57,7 @@ impl Moment {
             return;
         }
         let open = self.open.contains(&room.key);
-        let live = self.live.contains(&room.key);
+        let live = self.maximised.contains(&room.key);
         let jitsi = items.iter().find(|i| i.event_type == widgets::WIDGET && i.content["type"] == "jitsi").map(|i| i.state_key.clone());
         for item in items.iter_mut() {
             match item.event_type.as_str() {
@@ -94,7 +102,8 @@ mod tests {
     use crate::plan::talk_room_fixture;
 
     fn at(open: &[&str], live: &[&str]) -> Moment {
-        Moment { open: open.iter().map(|s| s.to_string()).collect(), live: live.iter().map(|s| s.to_string()).collect(), ..Moment::default() }
+        let set = |keys: &[&str]| keys.iter().map(|s| s.to_string()).collect();
+        Moment { open: set(open), suggested: set(live), maximised: set(live), ..Moment::default() }
     }
 
     fn changes(room: &PlannedRoom, built_at: &Settings, now: &Settings) -> Vec<(String, Value)> {

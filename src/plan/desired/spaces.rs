@@ -150,7 +150,7 @@ mod tests {
         link(&mut state, "!a", "1");
         state.insert(("m.space.child".into(), "!b".into()), json!({"via": ["x"], "order": "2", "suggested": true}));
         let mut s = settings();
-        s.moment.live.insert("talk/a".into());
+        s.moment.suggested.insert("talk/a".into());
         let out = space_links(&plan, &plan.rooms[0], &ids, &state, &s);
         let changes: Vec<(&str, &Value)> = out.changes.iter().map(|c| (c.item.state_key.as_str(), &c.item.content)).collect();
         assert_eq!(
