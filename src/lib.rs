@@ -15,4 +15,5 @@ pub mod matrix;
 pub mod plan;
 pub mod schedule;
 pub mod source;
+pub mod timeline;
 pub mod web;

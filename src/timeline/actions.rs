@@ -1,0 +1,335 @@
+//! The action list: from the schedule, the plan and the [`TimelineOptions`], every action of every talk with its
+//! instant (UTC), its room by plan key, its kind, priority, grace window and stable id; and [`state_at`], what those
+//! actions imply for the rooms at an instant (which talk rooms are open, suggested, live). Pure: no clock, no I/O.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::options::TimelineOptions;
+use super::text::{self, Invitee, Message, Roll, RollPlace};
+use crate::plan::{Plan, PlannedRoom};
+use crate::schedule::model::{Conference, Role, Talk, stable_hash};
+
+/// What an action is. The order of the variants is the order of actions of one talk at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    FirstReminder,
+    LastReminder,
+    BackstageRoll,
+    LiveSoon,
+    BackstageLiveSoon,
+    LastMinute,
+    Maximise,
+    Suggest,
+    LiveNotice,
+    EndingSoon,
+    RestoreLayout,
+    Unsuggest,
+    OpenRoom,
+    HallwayNotice,
+}
+
+/// Time-critical actions must be exact; routine ones may be spread ahead of their instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Critical,
+    Routine,
+}
+
+/// The instant of the talk an action's offset counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    Start,
+    GoLive,
+    End,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 14] = [
+        ActionKind::FirstReminder,
+        ActionKind::LastReminder,
+        ActionKind::BackstageRoll,
+        ActionKind::LiveSoon,
+        ActionKind::BackstageLiveSoon,
+        ActionKind::LastMinute,
+        ActionKind::Maximise,
+        ActionKind::Suggest,
+        ActionKind::LiveNotice,
+        ActionKind::EndingSoon,
+        ActionKind::RestoreLayout,
+        ActionKind::Unsuggest,
+        ActionKind::OpenRoom,
+        ActionKind::HallwayNotice,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            ActionKind::FirstReminder => "first-reminder",
+            ActionKind::LastReminder => "last-reminder",
+            ActionKind::BackstageRoll => "backstage-roll",
+            ActionKind::LiveSoon => "live-soon",
+            ActionKind::BackstageLiveSoon => "backstage-live-soon",
+            ActionKind::LastMinute => "last-minute",
+            ActionKind::Maximise => "maximise",
+            ActionKind::Suggest => "suggest",
+            ActionKind::LiveNotice => "live-notice",
+            ActionKind::EndingSoon => "ending-soon",
+            ActionKind::RestoreLayout => "restore-layout",
+            ActionKind::Unsuggest => "unsuggest",
+            ActionKind::OpenRoom => "open-room",
+            ActionKind::HallwayNotice => "hallway-notice",
+        }
+    }
+
+    pub fn parse(slug: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|k| k.slug() == slug)
+    }
+
+    pub fn priority(self) -> Priority {
+        match self {
+            ActionKind::FirstReminder | ActionKind::LastReminder | ActionKind::BackstageRoll => Priority::Routine,
+            _ => Priority::Critical,
+        }
+    }
+
+    fn anchor(self) -> Anchor {
+        match self {
+            ActionKind::FirstReminder | ActionKind::LastReminder | ActionKind::BackstageRoll => Anchor::Start,
+            ActionKind::LiveSoon
+            | ActionKind::BackstageLiveSoon
+            | ActionKind::LastMinute
+            | ActionKind::Maximise
+            | ActionKind::Suggest
+            | ActionKind::LiveNotice => Anchor::GoLive,
+            _ => Anchor::End,
+        }
+    }
+}
+
+/// What the sender does. Rooms are plan keys (`talk/<key>`, `track/<key>`, `stand/<key>`, `backstage/<key>`, the
+/// space's key); the sender maps them to room ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// An `m.notice` with fixed text.
+    Notice { room: String, message: Message },
+    /// An `m.notice` about who of `people` has not joined `talk_room`: the sender asks who is missing at fire time
+    /// and sends [`Roll::render`] of them.
+    Roll { room: String, talk_room: String, people: Vec<Invitee>, roll: Roll },
+    /// The room's Jitsi widget in Element's `center` container (`maximised`), or the planned layout back.
+    Layout { room: String, maximised: bool },
+    /// `suggested` on the `m.space.child` event of `child` in `room` (its parent space).
+    Suggested { room: String, child: String, suggested: bool },
+    /// The talk room opened to the audience (join rule and history visibility per config).
+    Open { room: String },
+}
+
+impl Effect {
+    /// The room the sender writes to.
+    pub fn room(&self) -> &str {
+        match self {
+            Effect::Notice { room, .. }
+            | Effect::Roll { room, .. }
+            | Effect::Layout { room, .. }
+            | Effect::Suggested { room, .. }
+            | Effect::Open { room } => room,
+        }
+    }
+}
+
+/// One thing to do at one instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    /// Stable id: talk key, kind and instant (a moved talk's actions get new ids).
+    pub id: String,
+    pub talk: String,
+    pub kind: ActionKind,
+    /// When the action is due.
+    pub instant: DateTime<Utc>,
+    /// When the runner sends it: the instant, or up to `spread_seconds` before it for routine actions.
+    pub fire_at: DateTime<Utc>,
+    /// The last instant it is still worth sending; a runner later than this skips it.
+    pub deadline: DateTime<Utc>,
+    pub priority: Priority,
+    pub effect: Effect,
+}
+
+impl Action {
+    /// The stable id of a talk's action at an instant.
+    pub fn id_for(talk: &str, kind: ActionKind, instant: DateTime<Utc>) -> String {
+        format!("{talk}|{}|{}", kind.slug(), instant.format("%Y-%m-%dT%H:%M:%SZ"))
+    }
+
+    /// The Matrix transaction id of the action's send: derived from the id only, so a send repeated after a crash
+    /// is deduplicated by the homeserver.
+    pub fn txn_id(&self) -> String {
+        let h = stable_hash(self.id.bytes());
+        format!("stagehand.{}.{}.{h:016x}", self.kind.slug(), self.instant.timestamp())
+    }
+
+    pub fn room(&self) -> &str {
+        self.effect.room()
+    }
+
+    /// Whether the action has to be sent first: by fire time, then priority, kind and talk.
+    pub fn sort_key(&self) -> (DateTime<Utc>, Priority, ActionKind, &str) {
+        (self.fire_at, self.priority, self.kind, &self.talk)
+    }
+}
+
+/// When the talk goes live: its Q&A start for a pre-recorded talk (when it lies within the talk), else its start.
+pub fn go_live(talk: &Talk) -> DateTime<Utc> {
+    match talk.qa_start {
+        Some(qa) if qa >= talk.start && qa <= talk.end => qa.to_utc(),
+        _ => talk.start.to_utc(),
+    }
+}
+
+/// The rooms of the plan that one talk's actions use.
+struct Rooms<'a> {
+    talk: Option<&'a PlannedRoom>,
+    track: Option<&'a PlannedRoom>,
+    backstage: Option<&'a PlannedRoom>,
+}
+
+/// Every action of every talk, sorted by [`Action::sort_key`]. Talks without a planned talk room get only their
+/// track-room actions; kinds switched off in the options and rooms switched off in the plan give none.
+pub fn timeline(conf: &Conference, plan: &Plan, opts: &TimelineOptions) -> Vec<Action> {
+    let by_key: HashMap<&str, &PlannedRoom> = plan.rooms.iter().map(|r| (r.key.as_str(), r)).collect();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for talk in &conf.talks {
+        let track = talk.track.as_deref().unwrap_or_default();
+        let rooms = Rooms {
+            talk: by_key.get(format!("talk/{}", talk.key).as_str()).copied(),
+            track: by_key
+                .get(format!("track/{track}").as_str())
+                .or_else(|| by_key.get(format!("stand/{track}").as_str()))
+                .copied(),
+            backstage: by_key.get(format!("backstage/{track}").as_str()).copied(),
+        };
+        for kind in ActionKind::ALL {
+            if let Some(action) = action(conf, talk, &rooms, kind, opts).filter(|a| seen.insert(a.id.clone())) {
+                out.push(action);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    out
+}
+
+fn action(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, opts: &TimelineOptions) -> Option<Action> {
+    let step = opts.step(kind);
+    if !step.enabled {
+        return None;
+    }
+    let anchor = match kind.anchor() {
+        Anchor::Start => talk.start.to_utc(),
+        Anchor::GoLive => go_live(talk),
+        Anchor::End => talk.end.to_utc(),
+    };
+    let instant = anchor - Duration::minutes(step.minutes_before);
+    let effect = effect(conf, talk, rooms, kind, step.minutes_before, opts)?;
+    let id = Action::id_for(&talk.key, kind, instant);
+    let priority = kind.priority();
+    let spread = i64::try_from(opts.spread_seconds).unwrap_or(i64::MAX).saturating_add(1);
+    let fire_at = match priority {
+        Priority::Routine if opts.spread_seconds > 0 => {
+            let ahead = i64::try_from(stable_hash(id.bytes()) % spread.unsigned_abs()).unwrap_or(0);
+            instant - Duration::seconds(ahead)
+        }
+        _ => instant,
+    };
+    let grace = Duration::seconds(i64::try_from(step.grace_seconds).unwrap_or(i64::MAX / 1000));
+    let mut deadline = instant.checked_add_signed(grace).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    // Nothing said before its anchor ("live in one minute") is said after it.
+    if instant < anchor {
+        deadline = deadline.min(anchor - Duration::seconds(1)).max(instant);
+    }
+    Some(Action { id, talk: talk.key.clone(), kind, instant, fire_at, deadline, priority, effect })
+}
+
+fn effect(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, minutes: i64, opts: &TimelineOptions) -> Option<Effect> {
+    let talk_room = || rooms.talk.map(|r| r.key.clone());
+    let title = talk.title.as_str();
+    let roll = |place: RollPlace, room: String| {
+        let talk_room = rooms.talk?;
+        let people = talk_room
+            .members
+            .iter()
+            .filter(|m| matches!(m.role, Role::Speaker | Role::Host))
+            .map(|m| Invitee { person: m.person.clone(), name: m.name.clone(), role: m.role, user_ids: m.user_ids.clone() })
+            .collect();
+        let local_start = talk.start.format("%H:%M").to_string();
+        let roll = Roll { place, title: title.to_string(), minutes, local_start };
+        Some(Effect::Roll { room, talk_room: talk_room.key.clone(), people, roll })
+    };
+    let suggested = |suggested: bool| {
+        let r = rooms.talk?;
+        Some(Effect::Suggested { room: r.parent.clone()?, child: r.key.clone(), suggested })
+    };
+    let notice = |room: Option<&PlannedRoom>, message: Message| Some(Effect::Notice { room: room?.key.clone(), message });
+    match kind {
+        ActionKind::FirstReminder | ActionKind::LastReminder => roll(RollPlace::TalkRoom, talk_room()?),
+        ActionKind::BackstageRoll => roll(RollPlace::Backstage, rooms.backstage?.key.clone()),
+        ActionKind::LiveSoon | ActionKind::LastMinute => notice(rooms.talk, text::countdown(title, minutes)),
+        ActionKind::BackstageLiveSoon => notice(rooms.backstage, text::countdown(title, minutes)),
+        ActionKind::Maximise => Some(Effect::Layout { room: talk_room()?, maximised: true }),
+        ActionKind::RestoreLayout => Some(Effect::Layout { room: talk_room()?, maximised: false }),
+        ActionKind::Suggest => suggested(true),
+        ActionKind::Unsuggest => suggested(false),
+        ActionKind::LiveNotice => {
+            let speakers: Vec<String> =
+                talk.people_with(Role::Speaker).map(|k| conf.person(k).map_or(k, |p| p.name.as_str()).to_string()).collect();
+            notice(rooms.track, text::live_notice(title, &speakers, &opts.how_to_ask))
+        }
+        ActionKind::EndingSoon => notice(rooms.talk, text::ending_soon(title, minutes)),
+        ActionKind::OpenRoom => Some(Effect::Open { room: talk_room()? }),
+        ActionKind::HallwayNotice => notice(rooms.track, text::hallway(title, &rooms.talk?.alias)),
+    }
+}
+
+/// What the runner's actions imply for the rooms at an instant, for a reconcile that takes the time as input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LiveState {
+    /// Talk rooms opened to the audience.
+    pub open: BTreeSet<String>,
+    /// Talk rooms marked `suggested` in their space.
+    pub suggested: BTreeSet<String>,
+    /// Talk rooms with the call maximised (live now).
+    pub maximised: BTreeSet<String>,
+}
+
+/// The state the actions due at or before `at` leave behind, applied in instant order.
+pub fn state_at(actions: &[Action], at: DateTime<Utc>) -> LiveState {
+    let mut due: Vec<&Action> = actions.iter().filter(|a| a.instant <= at).collect();
+    due.sort_by(|a, b| (a.instant, a.kind, &a.talk).cmp(&(b.instant, b.kind, &b.talk)));
+    let mut state = LiveState::default();
+    for a in due {
+        match &a.effect {
+            Effect::Open { room } => {
+                state.open.insert(room.clone());
+            }
+            Effect::Suggested { child, suggested, .. } => toggle(&mut state.suggested, child, *suggested),
+            Effect::Layout { room, maximised } => toggle(&mut state.maximised, room, *maximised),
+            Effect::Notice { .. } | Effect::Roll { .. } => {}
+        }
+    }
+    state
+}
+
+fn toggle(set: &mut BTreeSet<String>, key: &str, on: bool) {
+    if on {
+        set.insert(key.to_string());
+    } else {
+        set.remove(key);
+    }
+}
+
+#[cfg(test)]
+#[path = "actions_tests.rs"]
+mod tests;

@@ -1,0 +1,326 @@
+//! The runner: sleeps until the next action's instant (`sleep_until`, no polling), fires what is due in instant and
+//! priority order through a [`Sender`], records each action in the [`Store`] before and after sending, sends late
+//! actions within their grace window and skips (records, logs) the others, takes a new action list at any time, and
+//! stops on a shutdown signal with everything recorded. Owns no Matrix code: the sender does the sending.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{info, instrument, warn};
+
+use super::actions::{Action, Priority};
+use super::clock::Clock;
+use super::options::RetryOptions;
+use super::store::{RecordState, Store, StoreError};
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth another try (a timeout, a 5xx, a 429): retried within the action's budget.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will not get better (the room is gone, no permission): recorded `failed` at once.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Performs one action against the homeserver. The Matrix implementation lives in the matrix layer.
+pub trait Sender: Send + Sync + 'static {
+    /// Does what `action.effect` says and returns the id of the event it sent. A message must be sent with `txn_id`
+    /// as its transaction id (`PUT /rooms/{id}/send/{type}/{txnId}`), so a send repeated after a crash is
+    /// deduplicated by the homeserver. One attempt, bounded in time: the runner retries.
+    fn perform(&self, action: &Action, txn_id: &str) -> impl Future<Output = Result<String, SendError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("the timeline runner cannot read its store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What `/healthz` shows: whether the runner runs and how late it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunnerStatus {
+    pub alive: bool,
+    /// The runner's clock when the status last changed.
+    pub now: Option<DateTime<Utc>>,
+    /// How late the runner started the last action it fired (its start minus its fire time), in milliseconds.
+    pub lateness_ms: i64,
+    /// The most of that so far.
+    pub max_lateness_ms: i64,
+    /// The next instant the runner wakes for.
+    pub next: Option<DateTime<Utc>>,
+    pub in_flight: usize,
+    pub sent: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+/// What a run did, once it has stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    pub sent: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    /// Sends stopped by the shutdown between two attempts: left `sending`, resent with the same transaction id by the
+    /// next run if still within grace.
+    pub interrupted: usize,
+    /// Actions whose record could not be written (logged); they are not sent.
+    pub store_errors: usize,
+}
+
+/// How one action ended.
+#[derive(Debug)]
+enum Outcome {
+    Done(RecordState),
+    Interrupted,
+    StoreError,
+}
+
+/// Fires the timeline through `S`.
+pub struct Runner<S: Sender> {
+    sender: Arc<S>,
+    store: Store,
+    clock: Clock,
+    retry: RetryOptions,
+    status: watch::Sender<RunnerStatus>,
+}
+
+impl<S: Sender> Runner<S> {
+    pub fn new(sender: Arc<S>, store: Store, clock: Clock, retry: RetryOptions) -> Runner<S> {
+        let (status, _) = watch::channel(RunnerStatus::default());
+        Runner { sender, store, clock, retry, status }
+    }
+
+    /// The runner's status, updated as it goes (`alive` false once it has stopped; a closed channel means it died).
+    pub fn status(&self) -> watch::Receiver<RunnerStatus> {
+        self.status.subscribe()
+    }
+
+    /// Runs until `shutdown` completes. `actions` carries the current action list (sorted by [`Action::sort_key`]);
+    /// a new list replaces it at once: dropped actions never fire, moved ones fire at their new instant. Actions
+    /// already recorded in the store are not sent again; one found `sending` (a crash mid-send) is resent with the
+    /// same transaction id if within grace.
+    #[instrument(name = "timeline_run", skip_all)]
+    pub async fn run(
+        self,
+        mut actions: watch::Receiver<Arc<Vec<Action>>>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<RunSummary, RunnerError> {
+        let mut done: HashSet<String> = HashSet::new();
+        let mut resend: HashSet<String> = HashSet::new();
+        for (id, rec) in self.store.load().await? {
+            if rec.state == RecordState::Sending {
+                resend.insert(id);
+            } else {
+                done.insert(id);
+            }
+        }
+        info!(recorded = done.len(), unfinished = resend.len(), store = %self.store.path().display(), "timeline runner starts");
+        let mut list = sorted(actions.borrow_and_update().clone());
+        let mut next = 0usize;
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
+        let permits = Arc::new(Semaphore::new(self.retry.max_in_flight.max(1)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut summary = RunSummary::default();
+        let mut listening = true;
+        tokio::pin!(shutdown);
+        self.status.send_modify(|s| s.alive = true);
+        loop {
+            let now = self.clock.now();
+            while let Some(action) = list.get(next).filter(|a| a.fire_at <= now) {
+                next += 1;
+                if done.contains(&action.id) || in_flight.contains(&action.id) {
+                    continue;
+                }
+                if now > action.deadline {
+                    let why = if resend.contains(&action.id) {
+                        "was being sent when the runner stopped, beyond its grace window now (it may have arrived)"
+                    } else {
+                        "missed: beyond its grace window"
+                    };
+                    let state = self.skip(action, now, why).await;
+                    done.insert(action.id.clone());
+                    count(&mut summary, &state);
+                    continue;
+                }
+                let lateness = (now - action.fire_at).num_milliseconds();
+                self.status.send_modify(|s| {
+                    s.lateness_ms = lateness;
+                    s.max_lateness_ms = s.max_lateness_ms.max(lateness);
+                });
+                in_flight.insert(action.id.clone());
+                let fire = Fire {
+                    sender: self.sender.clone(),
+                    store: self.store.clone(),
+                    clock: self.clock,
+                    retry: self.retry,
+                    permits: permits.clone(),
+                    stop: stop_rx.clone(),
+                };
+                let action = action.clone();
+                tasks.spawn(async move { (action.id.clone(), fire.fire(action).await) });
+            }
+            let wake = list.get(next).map(|a| a.fire_at);
+            self.status.send_modify(|s| {
+                s.now = Some(now);
+                s.next = wake;
+                s.in_flight = in_flight.len();
+                (s.sent, s.skipped, s.failed) = (summary.sent, summary.skipped, summary.failed);
+            });
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok((id, outcome)) = joined {
+                        in_flight.remove(&id);
+                        done.insert(id);
+                        count(&mut summary, &outcome);
+                    }
+                }
+                changed = actions.changed(), if listening => match changed {
+                    Ok(()) => {
+                        list = sorted(actions.borrow_and_update().clone());
+                        next = 0;
+                        info!(actions = list.len(), "timeline runner takes a new action list");
+                    }
+                    Err(_) => listening = false,
+                },
+                () = sleep_until(&self.clock, wake) => {}
+            }
+        }
+        info!(in_flight = tasks.len(), "timeline runner stops: waiting for the sends in flight");
+        let _ = stop_tx.send(true);
+        let drain = async {
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok((_, outcome)) = joined {
+                    count(&mut summary, &outcome);
+                }
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(30), drain).await.is_err() {
+            warn!(left = tasks.len(), "sends still running after 30 s: left `sending`, resent by the next run");
+            summary.interrupted += tasks.len();
+            tasks.abort_all();
+        }
+        self.status.send_modify(|s| {
+            s.alive = false;
+            s.in_flight = 0;
+            (s.sent, s.skipped, s.failed) = (summary.sent, summary.skipped, summary.failed);
+        });
+        info!(sent = summary.sent, skipped = summary.skipped, failed = summary.failed, "timeline runner stopped");
+        Ok(summary)
+    }
+
+    #[instrument(skip_all, fields(talk = %action.talk, action = action.kind.slug(), room = action.room()))]
+    async fn skip(&self, action: &Action, now: DateTime<Utc>, why: &str) -> Outcome {
+        let late = (now - action.instant).num_seconds();
+        info!(late_s = late, id = %action.id, "skipped: {why}");
+        match self.store.finish(action, RecordState::Skipped, None, Some(why.to_string()), now).await {
+            Ok(()) => Outcome::Done(RecordState::Skipped),
+            Err(e) => {
+                warn!(error = %e, "cannot record a skipped action");
+                Outcome::StoreError
+            }
+        }
+    }
+}
+
+fn sorted(list: Arc<Vec<Action>>) -> Arc<Vec<Action>> {
+    if list.is_sorted_by(|a, b| a.sort_key() <= b.sort_key()) {
+        return list;
+    }
+    let mut v = (*list).clone();
+    v.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    Arc::new(v)
+}
+
+fn count(summary: &mut RunSummary, outcome: &Outcome) {
+    match outcome {
+        Outcome::Done(RecordState::Sent) => summary.sent += 1,
+        Outcome::Done(RecordState::Skipped) => summary.skipped += 1,
+        Outcome::Done(RecordState::Failed) => summary.failed += 1,
+        Outcome::Done(RecordState::Sending) | Outcome::Interrupted => summary.interrupted += 1,
+        Outcome::StoreError => summary.store_errors += 1,
+    }
+}
+
+async fn sleep_until(clock: &Clock, wake: Option<DateTime<Utc>>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(clock.instant_at(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What one send task needs.
+struct Fire<S> {
+    sender: Arc<S>,
+    store: Store,
+    clock: Clock,
+    retry: RetryOptions,
+    permits: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+}
+
+impl<S: Sender> Fire<S> {
+    /// Records the attempt, sends, retries transient failures within the budget, records the end.
+    #[instrument(skip_all, fields(talk = %action.talk, action = action.kind.slug(), room = action.room()))]
+    async fn fire(mut self, action: Action) -> Outcome {
+        {
+            let Ok(_permit) = self.permits.clone().acquire_owned().await else { return Outcome::Interrupted };
+            let budget = match action.priority {
+                Priority::Critical => self.retry.critical_seconds,
+                Priority::Routine => self.retry.routine_seconds,
+            };
+            let give_up = (self.clock.now() + Duration::seconds(i64::try_from(budget).unwrap_or(i64::MAX / 1000)))
+                .min(action.deadline.max(self.clock.now()));
+            let txn = action.txn_id();
+            let mut backoff = std::time::Duration::from_millis(self.retry.first_backoff_ms.max(1));
+            loop {
+                if let Err(e) = self.store.begin(&action, self.clock.now()).await {
+                    warn!(error = %e, "cannot record the action before sending it: not sent");
+                    return Outcome::StoreError;
+                }
+                let (state, event, detail) = match self.sender.perform(&action, &txn).await {
+                    Ok(event) => (RecordState::Sent, Some(event), None),
+                    Err(SendError::Permanent(e)) => (RecordState::Failed, None, Some(e)),
+                    Err(SendError::Transient(e)) => {
+                        let wait = Duration::from_std(backoff).unwrap_or(Duration::MAX);
+                        if self.clock.now() + wait <= give_up {
+                            warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "send failed, retrying");
+                            tokio::select! {
+                                () = tokio::time::sleep(backoff) => {}
+                                _ = self.stop.wait_for(|stop| *stop) => return Outcome::Interrupted,
+                            }
+                            backoff = backoff.saturating_mul(2);
+                            continue;
+                        }
+                        (RecordState::Failed, None, Some(format!("gave up retrying: {e}")))
+                    }
+                };
+                let now = self.clock.now();
+                match &detail {
+                    None => info!(event = event.as_deref().unwrap_or_default(), late_ms = (now - action.instant).num_milliseconds(), "sent"),
+                    Some(why) => warn!(error = %why, "failed"),
+                }
+                return match self.store.finish(&action, state, event, detail, now).await {
+                    Ok(()) => Outcome::Done(state),
+                    Err(e) => {
+                        warn!(error = %e, "cannot record how the action ended: it stays `sending` and is resent (deduplicated) by the next run");
+                        Outcome::StoreError
+                    }
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
