@@ -130,6 +130,7 @@ impl<S: Sender> Runner<S> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut summary = RunSummary::default();
         let mut listening = true;
+        let mut due: Vec<Action> = Vec::new();
         tokio::pin!(shutdown);
         self.status.send_modify(|s| s.alive = true);
         loop {
@@ -150,22 +151,11 @@ impl<S: Sender> Runner<S> {
                     count(&mut summary, &state);
                     continue;
                 }
-                let lateness = (now - action.fire_at).num_milliseconds();
-                self.status.send_modify(|s| {
-                    s.lateness_ms = lateness;
-                    s.max_lateness_ms = s.max_lateness_ms.max(lateness);
-                });
-                in_flight.insert(action.id.clone());
-                let fire = Fire {
-                    sender: self.sender.clone(),
-                    store: self.store.clone(),
-                    clock: self.clock,
-                    retry: self.retry,
-                    permits: permits.clone(),
-                    stop: stop_rx.clone(),
-                };
-                let action = action.clone();
-                tasks.spawn(async move { (action.id.clone(), fire.fire(action).await) });
+                due.push(action.clone());
+            }
+            if !due.is_empty() {
+                self.launch(std::mem::take(&mut due), now, &mut tasks, &permits, &stop_rx, &mut in_flight, &mut done, &mut summary)
+                    .await;
             }
             let wake = list.get(next).map(|a| a.fire_at);
             self.status.send_modify(|s| {
@@ -216,6 +206,47 @@ impl<S: Sender> Runner<S> {
         });
         info!(sent = summary.sent, skipped = summary.skipped, failed = summary.failed, "timeline runner stopped");
         Ok(summary)
+    }
+
+    /// Records the due actions `sending` (one transaction, in order), then starts their sends in that order.
+    #[allow(clippy::too_many_arguments)]
+    #[instrument(skip_all, fields(actions = due.len()))]
+    async fn launch(
+        &self,
+        due: Vec<Action>,
+        now: DateTime<Utc>,
+        tasks: &mut JoinSet<(String, Outcome)>,
+        permits: &Arc<Semaphore>,
+        stop: &watch::Receiver<bool>,
+        in_flight: &mut HashSet<String>,
+        done: &mut HashSet<String>,
+        summary: &mut RunSummary,
+    ) {
+        if let Err(e) = self.store.begin_all(&due, now).await {
+            warn!(error = %e, actions = due.len(), "cannot record the due actions before sending them: not sent");
+            for a in due {
+                done.insert(a.id);
+                count(summary, &Outcome::StoreError);
+            }
+            return;
+        }
+        let lateness = due.iter().map(|a| (now - a.fire_at).num_milliseconds()).max().unwrap_or(0);
+        self.status.send_modify(|s| {
+            s.lateness_ms = lateness;
+            s.max_lateness_ms = s.max_lateness_ms.max(lateness);
+        });
+        for action in due {
+            in_flight.insert(action.id.clone());
+            let fire = Fire {
+                sender: self.sender.clone(),
+                store: self.store.clone(),
+                clock: self.clock,
+                retry: self.retry,
+                permits: permits.clone(),
+                stop: stop.clone(),
+            };
+            tasks.spawn(async move { (action.id.clone(), fire.fire(action).await) });
+        }
     }
 
     #[instrument(skip_all, fields(talk = %action.talk, action = action.kind.slug(), room = action.room()))]
@@ -269,7 +300,8 @@ struct Fire<S> {
 }
 
 impl<S: Sender> Fire<S> {
-    /// Records the attempt, sends, retries transient failures within the budget, records the end.
+    /// Sends (the first attempt is recorded by the caller), retries transient failures within the budget, recording
+    /// each further attempt, and records the end.
     #[instrument(skip_all, fields(talk = %action.talk, action = action.kind.slug(), room = action.room()))]
     async fn fire(mut self, action: Action) -> Outcome {
         {
@@ -282,10 +314,13 @@ impl<S: Sender> Fire<S> {
                 .min(action.deadline.max(self.clock.now()));
             let txn = action.txn_id();
             let mut backoff = std::time::Duration::from_millis(self.retry.first_backoff_ms.max(1));
+            let mut attempt = 1u32;
             loop {
-                if let Err(e) = self.store.begin(&action, self.clock.now()).await {
-                    warn!(error = %e, "cannot record the action before sending it: not sent");
-                    return Outcome::StoreError;
+                if attempt > 1 {
+                    if let Err(e) = self.store.begin(&action, self.clock.now()).await {
+                        warn!(error = %e, "cannot record the attempt before sending it: not sent");
+                        return Outcome::StoreError;
+                    }
                 }
                 let (state, event, detail) = match self.sender.perform(&action, &txn).await {
                     Ok(event) => (RecordState::Sent, Some(event), None),
@@ -299,6 +334,7 @@ impl<S: Sender> Fire<S> {
                                 _ = self.stop.wait_for(|stop| *stop) => return Outcome::Interrupted,
                             }
                             backoff = backoff.saturating_mul(2);
+                            attempt += 1;
                             continue;
                         }
                         (RecordState::Failed, None, Some(format!("gave up retrying: {e}")))

@@ -94,6 +94,29 @@ pub struct Record {
     pub updated_at: String,
 }
 
+/// The columns that identify an action's row.
+struct Key {
+    id: String,
+    talk: String,
+    kind: &'static str,
+    instant: String,
+    room: String,
+    txn: String,
+}
+
+impl Key {
+    fn of(a: &Action) -> Key {
+        Key {
+            id: a.id.clone(),
+            talk: a.talk.clone(),
+            kind: a.kind.slug(),
+            instant: rfc3339(a.instant),
+            room: a.room().to_string(),
+            txn: a.txn_id(),
+        }
+    }
+}
+
 /// The store: cheap to clone, safe to share.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -178,19 +201,28 @@ impl Store {
 
     /// Records an attempt before the send: the row becomes `sending` and its attempt count goes up.
     pub async fn begin(&self, action: &Action, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let (id, talk, kind, room, txn) =
-            (action.id.clone(), action.talk.clone(), action.kind.slug(), action.room().to_string(), action.txn_id());
-        let (instant, at) = (rfc3339(action.instant), rfc3339(at));
+        self.begin_all(std::slice::from_ref(action), at).await
+    }
+
+    /// [`Store::begin`] for the actions due together, in one transaction.
+    pub async fn begin_all(&self, actions: &[Action], at: DateTime<Utc>) -> Result<(), StoreError> {
+        let rows: Vec<Key> = actions.iter().map(Key::of).collect();
+        let at = rfc3339(at);
         self.call(move |c| {
-            c.execute(
-                "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', 1, ?7)
-                 ON CONFLICT (id) DO UPDATE SET state = 'sending', attempts = attempts + 1, updated_at = ?7",
-                params![id, talk, kind, instant, room, txn, at],
-            )
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', 1, ?7)
+                     ON CONFLICT (id) DO UPDATE SET state = 'sending', attempts = attempts + 1, updated_at = ?7",
+                )?;
+                for k in &rows {
+                    stmt.execute(params![k.id, k.talk, k.kind, k.instant, k.room, k.txn, at])?;
+                }
+            }
+            tx.commit()
         })
         .await
-        .map(drop)
     }
 
     /// Records how an action ended: `Sent` with its event id, `Skipped` or `Failed` with the reason.
@@ -202,15 +234,13 @@ impl Store {
         detail: Option<String>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let (id, talk, kind, room, txn) =
-            (action.id.clone(), action.talk.clone(), action.kind.slug(), action.room().to_string(), action.txn_id());
-        let (instant, at) = (rfc3339(action.instant), rfc3339(at));
+        let (k, at) = (Key::of(action), rfc3339(at));
         self.call(move |c| {
             c.execute(
                 "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, event_id, detail, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10)
                  ON CONFLICT (id) DO UPDATE SET state = ?7, event_id = ?8, detail = ?9, updated_at = ?10",
-                params![id, talk, kind, instant, room, txn, state.as_str(), event_id, detail, at],
+                params![k.id, k.talk, k.kind, k.instant, k.room, k.txn, state.as_str(), event_id, detail, at],
             )
         })
         .await
