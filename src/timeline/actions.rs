@@ -189,6 +189,12 @@ pub fn go_live(talk: &Talk) -> DateTime<Utc> {
     }
 }
 
+/// A number of seconds from the options as a duration (at most a century: nothing is waited for longer).
+pub(crate) fn seconds(n: u64) -> Duration {
+    const CENTURY: i64 = 100 * 366 * 24 * 3600;
+    Duration::seconds(i64::try_from(n).unwrap_or(CENTURY).min(CENTURY))
+}
+
 /// The rooms of the plan that one talk's actions use.
 struct Rooms<'a> {
     talk: Option<&'a PlannedRoom>,
@@ -232,20 +238,16 @@ fn action(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, o
         Anchor::GoLive => go_live(talk),
         Anchor::End => talk.end.to_utc(),
     };
-    let instant = anchor - Duration::minutes(step.minutes_before);
+    let instant = anchor.checked_sub_signed(Duration::try_minutes(step.minutes_before)?)?;
     let effect = effect(conf, talk, rooms, kind, step.minutes_before, opts)?;
     let id = Action::id_for(&talk.key, kind, instant);
     let priority = kind.priority();
-    let spread = i64::try_from(opts.spread_seconds).unwrap_or(i64::MAX).saturating_add(1);
     let fire_at = match priority {
-        Priority::Routine if opts.spread_seconds > 0 => {
-            let ahead = i64::try_from(stable_hash(id.bytes()) % spread.unsigned_abs()).unwrap_or(0);
-            instant - Duration::seconds(ahead)
-        }
-        _ => instant,
+        // Spread by the id, so the same action keeps its fire time when the list is recomputed.
+        Priority::Routine => instant - seconds(stable_hash(id.bytes()) % (opts.spread_seconds.min(3600) + 1)),
+        Priority::Critical => instant,
     };
-    let grace = Duration::seconds(i64::try_from(step.grace_seconds).unwrap_or(i64::MAX / 1000));
-    let mut deadline = instant.checked_add_signed(grace).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let mut deadline = instant.checked_add_signed(seconds(step.grace_seconds)).unwrap_or(DateTime::<Utc>::MAX_UTC);
     // Nothing said before its anchor ("live in one minute") is said after it.
     if instant < anchor {
         deadline = deadline.min(anchor - Duration::seconds(1)).max(instant);

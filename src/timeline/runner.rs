@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, instrument, warn};
 
-use super::actions::{Action, Priority};
+use super::actions::{Action, Priority, seconds};
 use super::clock::Clock;
 use super::options::RetryOptions;
 use super::store::{RecordState, Store, StoreError};
@@ -304,55 +304,53 @@ impl<S: Sender> Fire<S> {
     /// each further attempt, and records the end.
     #[instrument(skip_all, fields(talk = %action.talk, action = action.kind.slug(), room = action.room()))]
     async fn fire(mut self, action: Action) -> Outcome {
-        {
-            let Ok(_permit) = self.permits.clone().acquire_owned().await else { return Outcome::Interrupted };
-            let budget = match action.priority {
-                Priority::Critical => self.retry.critical_seconds,
-                Priority::Routine => self.retry.routine_seconds,
-            };
-            let give_up = (self.clock.now() + Duration::seconds(i64::try_from(budget).unwrap_or(i64::MAX / 1000)))
-                .min(action.deadline.max(self.clock.now()));
-            let txn = action.txn_id();
-            let mut backoff = std::time::Duration::from_millis(self.retry.first_backoff_ms.max(1));
-            let mut attempt = 1u32;
-            loop {
-                if attempt > 1 {
-                    if let Err(e) = self.store.begin(&action, self.clock.now()).await {
-                        warn!(error = %e, "cannot record the attempt before sending it: not sent");
-                        return Outcome::StoreError;
-                    }
-                }
-                let (state, event, detail) = match self.sender.perform(&action, &txn).await {
-                    Ok(event) => (RecordState::Sent, Some(event), None),
-                    Err(SendError::Permanent(e)) => (RecordState::Failed, None, Some(e)),
-                    Err(SendError::Transient(e)) => {
-                        let wait = Duration::from_std(backoff).unwrap_or(Duration::MAX);
-                        if self.clock.now() + wait <= give_up {
-                            warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "send failed, retrying");
-                            tokio::select! {
-                                () = tokio::time::sleep(backoff) => {}
-                                _ = self.stop.wait_for(|stop| *stop) => return Outcome::Interrupted,
-                            }
-                            backoff = backoff.saturating_mul(2);
-                            attempt += 1;
-                            continue;
-                        }
-                        (RecordState::Failed, None, Some(format!("gave up retrying: {e}")))
-                    }
-                };
-                let now = self.clock.now();
-                match &detail {
-                    None => info!(event = event.as_deref().unwrap_or_default(), late_ms = (now - action.instant).num_milliseconds(), "sent"),
-                    Some(why) => warn!(error = %why, "failed"),
-                }
-                return match self.store.finish(&action, state, event, detail, now).await {
-                    Ok(()) => Outcome::Done(state),
-                    Err(e) => {
-                        warn!(error = %e, "cannot record how the action ended: it stays `sending` and is resent (deduplicated) by the next run");
-                        Outcome::StoreError
-                    }
-                };
+        let Ok(_permit) = self.permits.clone().acquire_owned().await else { return Outcome::Interrupted };
+        let budget = match action.priority {
+            Priority::Critical => self.retry.critical_seconds,
+            Priority::Routine => self.retry.routine_seconds,
+        };
+        let start = self.clock.now();
+        let give_up = (start + seconds(budget)).min(action.deadline.max(start));
+        let txn = action.txn_id();
+        let mut backoff = Duration::milliseconds(i64::try_from(self.retry.first_backoff_ms.max(1)).unwrap_or(i64::MAX / 2));
+        let mut attempt = 1u32;
+        loop {
+            if attempt > 1
+                && let Err(e) = self.store.begin(&action, self.clock.now()).await
+            {
+                warn!(error = %e, "cannot record the attempt before sending it: not sent");
+                return Outcome::StoreError;
             }
+            let (state, event, detail) = match self.sender.perform(&action, &txn).await {
+                Ok(event) => (RecordState::Sent, Some(event), None),
+                Err(SendError::Permanent(e)) => (RecordState::Failed, None, Some(e)),
+                Err(SendError::Transient(e)) => {
+                    let retry_at = self.clock.now() + backoff;
+                    if retry_at <= give_up {
+                        warn!(error = %e, attempt, retry_in_ms = backoff.num_milliseconds(), "send failed, retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep_until(self.clock.instant_at(retry_at)) => {}
+                            _ = self.stop.wait_for(|stop| *stop) => return Outcome::Interrupted,
+                        }
+                        backoff = backoff * 2;
+                        attempt += 1;
+                        continue;
+                    }
+                    (RecordState::Failed, None, Some(format!("gave up retrying after {attempt} attempts: {e}")))
+                }
+            };
+            let now = self.clock.now();
+            match &detail {
+                None => info!(event = event.as_deref().unwrap_or_default(), late_ms = (now - action.instant).num_milliseconds(), "sent"),
+                Some(why) => warn!(error = %why, "failed"),
+            }
+            return match self.store.finish(&action, state, event, detail, now).await {
+                Ok(()) => Outcome::Done(state),
+                Err(e) => {
+                    warn!(error = %e, "cannot record how the action ended: it stays `sending` and is resent (deduplicated) by the next run");
+                    Outcome::StoreError
+                }
+            };
         }
     }
 }
