@@ -30,6 +30,8 @@ pub enum ActionKind {
     Unsuggest,
     OpenRoom,
     HallwayNotice,
+    /// Not timed: the talk room told its talk moved, when a new schedule says so ([`moved_notices`]).
+    Moved,
 }
 
 /// Time-critical actions must be exact; routine ones may be spread ahead of their instant.
@@ -49,7 +51,7 @@ enum Anchor {
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 14] = [
+    pub const ALL: [ActionKind; 15] = [
         ActionKind::FirstReminder,
         ActionKind::LastReminder,
         ActionKind::BackstageRoll,
@@ -64,6 +66,7 @@ impl ActionKind {
         ActionKind::Unsuggest,
         ActionKind::OpenRoom,
         ActionKind::HallwayNotice,
+        ActionKind::Moved,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -82,6 +85,7 @@ impl ActionKind {
             ActionKind::Unsuggest => "unsuggest",
             ActionKind::OpenRoom => "open-room",
             ActionKind::HallwayNotice => "hallway-notice",
+            ActionKind::Moved => "moved",
         }
     }
 
@@ -91,14 +95,18 @@ impl ActionKind {
 
     pub fn priority(self) -> Priority {
         match self {
-            ActionKind::FirstReminder | ActionKind::LastReminder | ActionKind::BackstageRoll => Priority::Routine,
+            ActionKind::FirstReminder | ActionKind::LastReminder | ActionKind::BackstageRoll | ActionKind::Moved => {
+                Priority::Routine
+            }
             _ => Priority::Critical,
         }
     }
 
     fn anchor(self) -> Anchor {
         match self {
-            ActionKind::FirstReminder | ActionKind::LastReminder | ActionKind::BackstageRoll => Anchor::Start,
+            ActionKind::FirstReminder | ActionKind::LastReminder | ActionKind::BackstageRoll | ActionKind::Moved => {
+                Anchor::Start
+            }
             ActionKind::LiveSoon
             | ActionKind::BackstageLiveSoon
             | ActionKind::LastMinute
@@ -292,7 +300,42 @@ fn effect(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, m
         ActionKind::EndingSoon => notice(rooms.talk, text::ending_soon(title, minutes)),
         ActionKind::OpenRoom => Some(Effect::Open { room: talk_room()? }),
         ActionKind::HallwayNotice => notice(rooms.track, text::hallway(title, &rooms.talk?.alias)),
+        ActionKind::Moved => None,
     }
+}
+
+/// For a new schedule: a notice in the talk room of every talk that starts at another time than in the old one (and
+/// has not started yet at `at`), sent from `at` on. Its id holds the new start, so each move is told once; add these
+/// to the list the runner gets.
+pub fn moved_notices(old: &Conference, new: &Conference, plan: &Plan, opts: &TimelineOptions, at: DateTime<Utc>) -> Vec<Action> {
+    let step = opts.step(ActionKind::Moved);
+    if !step.enabled {
+        return Vec::new();
+    }
+    let was: HashMap<&str, &Talk> = old.talks.iter().map(|t| (t.key.as_str(), t)).collect();
+    let mut out = Vec::new();
+    for talk in &new.talks {
+        let Some(before) = was.get(talk.key.as_str()).filter(|b| b.start != talk.start) else { continue };
+        let start = talk.start.to_utc();
+        let Some(room) = plan.rooms.iter().find(|r| r.talk.as_deref() == Some(&talk.key)) else { continue };
+        if start <= at {
+            continue;
+        }
+        let fmt = |t: &Talk| t.start.format("%a %H:%M").to_string();
+        let message = text::moved(&talk.title, &fmt(talk), &fmt(before));
+        let deadline = at.checked_add_signed(seconds(step.grace_seconds)).unwrap_or(start).min(start);
+        out.push(Action {
+            id: Action::id_for(&talk.key, ActionKind::Moved, start),
+            talk: talk.key.clone(),
+            kind: ActionKind::Moved,
+            instant: at,
+            fire_at: at,
+            deadline,
+            priority: ActionKind::Moved.priority(),
+            effect: Effect::Notice { room: room.key.clone(), message },
+        });
+    }
+    out
 }
 
 /// What the runner's actions imply for the rooms at an instant, for a reconcile that takes the time as input.

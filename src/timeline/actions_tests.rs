@@ -18,7 +18,7 @@ fn a_live_talk_gets_every_default_action_at_its_offset_in_its_room() {
     let (conf, plan) = fixtures::small();
     let list = timeline(&conf, &plan, &TimelineOptions::default());
     let mine: Vec<&Action> = list.iter().filter(|a| a.talk == "async").collect();
-    assert_eq!(mine.len(), ActionKind::ALL.len());
+    assert_eq!(mine.len(), ActionKind::ALL.len() - 1, "every timed kind");
     let expect = [
         (ActionKind::FirstReminder, "09:00", "talk/async"),
         (ActionKind::LastReminder, "09:45", "talk/async"),
@@ -110,6 +110,12 @@ fn ids_are_unique_stable_and_change_when_the_talk_moves() {
         assert_ne!(a.id, b.id);
         assert_ne!(a.txn_id(), b.txn_id());
     }
+    let told = moved_notices(&fixtures::small().0, &conf, &plan, &opts, utc("2026-03-14 08:00"));
+    assert_eq!(told.len(), 1, "only the moved talk is told");
+    assert_eq!((told[0].room(), told[0].deadline), ("talk/welcome", utc("2026-03-14 09:00")));
+    assert!(matches!(&told[0].effect, Effect::Notice { message, .. } if message.body.contains("now starts Sat 09:40 (was Sat 09:30)")));
+    assert_eq!(told[0].id, Action::id_for("welcome", ActionKind::Moved, utc("2026-03-14 09:40")));
+    assert!(moved_notices(&fixtures::small().0, &conf, &plan, &opts, utc("2026-03-14 09:40")).is_empty(), "too late to tell");
     let others = |l: &[Action]| l.iter().filter(|a| a.talk != "welcome").map(|a| a.id.clone()).collect::<Vec<_>>();
     assert_eq!(others(&before), others(&after));
 }

@@ -23,7 +23,7 @@ pub mod text;
 #[cfg(test)]
 mod fixtures;
 
-pub use actions::{Action, ActionKind, Effect, LiveState, Priority, go_live, state_at, timeline};
+pub use actions::{Action, ActionKind, Effect, LiveState, Priority, go_live, moved_notices, state_at, timeline};
 pub use clock::Clock;
 pub use options::{RetryOptions, Step, TimelineOptions};
 pub use runner::{RunSummary, Runner, RunnerError, RunnerStatus, SendError, Sender};

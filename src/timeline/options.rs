@@ -153,6 +153,8 @@ steps! {
     unsuggest: Unsuggest = (0, WEEK);
     /// End: notice in the track room pointing to the talk room.
     hallway_notice: HallwayNotice = (0, 15 * 60);
+    /// When a new schedule moves a talk: a notice in its talk room with the new time (`minutes_before` is not used).
+    moved_notice: Moved = (0, HOUR);
 }
 
 #[cfg(test)]

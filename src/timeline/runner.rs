@@ -61,6 +61,14 @@ pub struct RunnerStatus {
     pub failed: usize,
 }
 
+impl RunnerStatus {
+    /// How far past its next wake-up the runner is at `now`, in milliseconds (0 on time): a runner that is alive but
+    /// stuck shows here, for `/healthz`.
+    pub fn behind_ms(&self, now: DateTime<Utc>) -> i64 {
+        self.next.map_or(0, |next| (now - next).num_milliseconds().max(0))
+    }
+}
+
 /// What a run did, once it has stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunSummary {
@@ -167,13 +175,15 @@ impl<S: Sender> Runner<S> {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok((id, outcome)) = joined {
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => match joined {
+                    Ok((id, outcome)) => {
                         in_flight.remove(&id);
                         done.insert(id);
                         count(&mut summary, &outcome);
                     }
-                }
+                    // Its action stays in flight (never sent again by this run) and `sending` in the store.
+                    Err(e) => warn!(error = %e, "a send task ended abnormally"),
+                },
                 changed = actions.changed(), if listening => match changed {
                     Ok(()) => {
                         list = sorted(actions.borrow_and_update().clone());

@@ -254,6 +254,8 @@ async fn shutdown_waits_for_the_send_in_flight_and_records_what_fired() {
     });
     let summary = summary.unwrap();
     assert!(seen.alive && seen.in_flight >= 1, "{seen:?}");
+    let next = seen.next.unwrap();
+    assert_eq!((seen.behind_ms(next), seen.behind_ms(next + Duration::seconds(3))), (0, 3000));
     let fired = ids(list.iter().filter(|a| a.fire_at <= live.instant));
     let rows = store(&dir).load().await.unwrap();
     assert_eq!(rows.keys().cloned().collect::<BTreeSet<_>>(), fired);

@@ -162,6 +162,14 @@ pub fn hallway(title: &str, talk_alias: &str) -> Message {
     )
 }
 
+/// A moved talk's new time, told in its talk room.
+pub fn moved(title: &str, now_starts: &str, was: &str) -> Message {
+    Message::plain(
+        format!("“{title}” has moved: it now starts {now_starts} (was {was})."),
+        format!("“{}” has moved: it now starts <strong>{}</strong> (was {}).", escape(title), escape(now_starts), escape(was)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
