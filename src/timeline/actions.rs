@@ -34,7 +34,9 @@ pub enum ActionKind {
     Moved,
 }
 
-/// Time-critical actions must be exact; routine ones may be spread ahead of their instant.
+/// Time-critical actions (countdown, go-live, "five minutes left") are sent at their instant; routine ones are spread
+/// over `spread_seconds`: reminders before their instant, the end of a talk after it, so the busiest second (dozens
+/// of talks going live at :00) carries only what must be exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -95,10 +97,14 @@ impl ActionKind {
 
     pub fn priority(self) -> Priority {
         match self {
-            ActionKind::FirstReminder | ActionKind::LastReminder | ActionKind::BackstageRoll | ActionKind::Moved => {
-                Priority::Routine
-            }
-            _ => Priority::Critical,
+            ActionKind::LiveSoon
+            | ActionKind::BackstageLiveSoon
+            | ActionKind::LastMinute
+            | ActionKind::Maximise
+            | ActionKind::Suggest
+            | ActionKind::LiveNotice
+            | ActionKind::EndingSoon => Priority::Critical,
+            _ => Priority::Routine,
         }
     }
 
@@ -250,12 +256,15 @@ fn action(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, o
     let effect = effect(conf, talk, rooms, kind, step.minutes_before, opts)?;
     let id = Action::id_for(&talk.key, kind, instant);
     let priority = kind.priority();
-    let fire_at = match priority {
-        // Spread by the id, so the same action keeps its fire time when the list is recomputed.
-        Priority::Routine => instant - seconds(stable_hash(id.bytes()) % (opts.spread_seconds.min(3600) + 1)),
-        Priority::Critical => instant,
+    // Spread by the id, so the same action keeps its fire time when the list is recomputed: reminders ahead of their
+    // instant, the end of a talk after it (a room is never opened before its talk ends).
+    let spread = seconds(stable_hash(id.bytes()) % (opts.spread_seconds.min(3600) + 1));
+    let fire_at = match (priority, kind.anchor()) {
+        (Priority::Critical, _) => instant,
+        (Priority::Routine, Anchor::End) => instant + spread,
+        (Priority::Routine, _) => instant - spread,
     };
-    let mut deadline = instant.checked_add_signed(seconds(step.grace_seconds)).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let mut deadline = instant.checked_add_signed(seconds(step.grace_seconds)).unwrap_or(DateTime::<Utc>::MAX_UTC).max(fire_at);
     // Nothing said before its anchor ("live in one minute") is said after it.
     if instant < anchor {
         deadline = deadline.min(anchor - Duration::seconds(1)).max(instant);

@@ -3,7 +3,8 @@
 //!
 //! - [`actions`] (pure): from the schedule, the plan and [`TimelineOptions`], every [`Action`] with its instant, room
 //!   (by plan key), kind, priority, grace window and stable id; [`state_at`] gives what the actions imply for the
-//!   rooms at an instant (open, suggested, live), for a reconcile that takes time as an input.
+//!   rooms at an instant (open, suggested, live), for a reconcile that takes time as an input; [`moved_notices`]
+//!   tells the talk rooms of talks a new schedule moved.
 //! - [`text`] (pure): the messages, plain and HTML, with everything from the schedule escaped.
 //! - [`store`]: the durable record of every action (SQLite, one file), written before each send.
 //! - [`runner`]: sleeps until the next instant, fires through a [`Sender`], records, follows new action lists.

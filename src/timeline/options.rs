@@ -72,8 +72,9 @@ macro_rules! steps {
         #[serde(from = "RawOptions")]
         pub struct TimelineOptions {
             $($(#[doc = $doc])* pub $field: Step,)*
-            /// Routine reminders are sent up to this many seconds before their instant (spread by their id), so the
-            /// minute of the go-lives carries only what must be exact. 0 sends them at their instant; at most 3600.
+            /// Routine actions are spread by their id over this many seconds: reminders before their instant, the end
+            /// of a talk after it, so the second of the go-lives carries only what must be exact. 0 sends them at
+            /// their instant; at most 3600.
             pub spread_seconds: u64,
             /// How the audience asks and upvotes, said in the go-live notice.
             pub how_to_ask: String,
