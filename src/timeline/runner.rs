@@ -90,6 +90,23 @@ enum Outcome {
     StoreError,
 }
 
+/// What a run keeps track of: the actions done and in flight, the send tasks, the counts.
+#[derive(Default)]
+struct Books {
+    done: HashSet<String>,
+    in_flight: HashSet<String>,
+    tasks: JoinSet<(String, Outcome)>,
+    summary: RunSummary,
+}
+
+impl Books {
+    fn finished(&mut self, id: String, outcome: &Outcome) {
+        self.in_flight.remove(&id);
+        self.done.insert(id);
+        count(&mut self.summary, outcome);
+    }
+}
+
 /// Fires the timeline through `S`.
 pub struct Runner<S: Sender> {
     sender: Arc<S>,
@@ -97,12 +114,17 @@ pub struct Runner<S: Sender> {
     clock: Clock,
     retry: RetryOptions,
     status: watch::Sender<RunnerStatus>,
+    permits: Arc<Semaphore>,
+    /// Tells the send tasks to stop retrying: the run is stopping.
+    stop: watch::Sender<bool>,
 }
 
 impl<S: Sender> Runner<S> {
     pub fn new(sender: Arc<S>, store: Store, clock: Clock, retry: RetryOptions) -> Runner<S> {
         let (status, _) = watch::channel(RunnerStatus::default());
-        Runner { sender, store, clock, retry, status }
+        let permits = Arc::new(Semaphore::new(retry.max_in_flight.max(1)));
+        let (stop, _) = watch::channel(false);
+        Runner { sender, store, clock, retry, status, permits, stop }
     }
 
     /// The runner's status, updated as it goes (`alive` false once it has stopped; a closed channel means it died).
@@ -120,23 +142,18 @@ impl<S: Sender> Runner<S> {
         mut actions: watch::Receiver<Arc<Vec<Action>>>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<RunSummary, RunnerError> {
-        let mut done: HashSet<String> = HashSet::new();
+        let mut books = Books::default();
         let mut resend: HashSet<String> = HashSet::new();
         for (id, rec) in self.store.load().await? {
             if rec.state == RecordState::Sending {
                 resend.insert(id);
             } else {
-                done.insert(id);
+                books.done.insert(id);
             }
         }
-        info!(recorded = done.len(), unfinished = resend.len(), store = %self.store.path().display(), "timeline runner starts");
+        info!(recorded = books.done.len(), unfinished = resend.len(), store = %self.store.path().display(), "timeline runner starts");
         let mut list = sorted(actions.borrow_and_update().clone());
         let mut next = 0usize;
-        let mut in_flight: HashSet<String> = HashSet::new();
-        let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
-        let permits = Arc::new(Semaphore::new(self.retry.max_in_flight.max(1)));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut summary = RunSummary::default();
         let mut listening = true;
         let mut due: Vec<Action> = Vec::new();
         tokio::pin!(shutdown);
@@ -145,7 +162,7 @@ impl<S: Sender> Runner<S> {
             let now = self.clock.now();
             while let Some(action) = list.get(next).filter(|a| a.fire_at <= now) {
                 next += 1;
-                if done.contains(&action.id) || in_flight.contains(&action.id) {
+                if books.done.contains(&action.id) || books.in_flight.contains(&action.id) {
                     continue;
                 }
                 if now > action.deadline {
@@ -154,33 +171,27 @@ impl<S: Sender> Runner<S> {
                     } else {
                         "missed: beyond its grace window"
                     };
-                    let state = self.skip(action, now, why).await;
-                    done.insert(action.id.clone());
-                    count(&mut summary, &state);
+                    let outcome = self.skip(action, now, why).await;
+                    books.finished(action.id.clone(), &outcome);
                     continue;
                 }
                 due.push(action.clone());
             }
             if !due.is_empty() {
-                self.launch(std::mem::take(&mut due), now, &mut tasks, &permits, &stop_rx, &mut in_flight, &mut done, &mut summary)
-                    .await;
+                self.launch(std::mem::take(&mut due), now, &mut books).await;
             }
             let wake = list.get(next).map(|a| a.fire_at);
             self.status.send_modify(|s| {
                 s.now = Some(now);
                 s.next = wake;
-                s.in_flight = in_flight.len();
-                (s.sent, s.skipped, s.failed) = (summary.sent, summary.skipped, summary.failed);
+                s.in_flight = books.in_flight.len();
+                (s.sent, s.skipped, s.failed) = (books.summary.sent, books.summary.skipped, books.summary.failed);
             });
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => match joined {
-                    Ok((id, outcome)) => {
-                        in_flight.remove(&id);
-                        done.insert(id);
-                        count(&mut summary, &outcome);
-                    }
+                Some(joined) = books.tasks.join_next(), if !books.tasks.is_empty() => match joined {
+                    Ok((id, outcome)) => books.finished(id, &outcome),
                     // Its action stays in flight (never sent again by this run) and `sending` in the store.
                     Err(e) => warn!(error = %e, "a send task ended abnormally"),
                 },
@@ -195,8 +206,9 @@ impl<S: Sender> Runner<S> {
                 () = sleep_until(&self.clock, wake) => {}
             }
         }
+        let Books { mut tasks, mut summary, .. } = books;
         info!(in_flight = tasks.len(), "timeline runner stops: waiting for the sends in flight");
-        let _ = stop_tx.send(true);
+        self.stop.send_replace(true);
         let drain = async {
             while let Some(joined) = tasks.join_next().await {
                 if let Ok((_, outcome)) = joined {
@@ -219,24 +231,12 @@ impl<S: Sender> Runner<S> {
     }
 
     /// Records the due actions `sending` (one transaction, in order), then starts their sends in that order.
-    #[allow(clippy::too_many_arguments)]
     #[instrument(skip_all, fields(actions = due.len()))]
-    async fn launch(
-        &self,
-        due: Vec<Action>,
-        now: DateTime<Utc>,
-        tasks: &mut JoinSet<(String, Outcome)>,
-        permits: &Arc<Semaphore>,
-        stop: &watch::Receiver<bool>,
-        in_flight: &mut HashSet<String>,
-        done: &mut HashSet<String>,
-        summary: &mut RunSummary,
-    ) {
+    async fn launch(&self, due: Vec<Action>, now: DateTime<Utc>, books: &mut Books) {
         if let Err(e) = self.store.begin_all(&due, now).await {
             warn!(error = %e, actions = due.len(), "cannot record the due actions before sending them: not sent");
             for a in due {
-                done.insert(a.id);
-                count(summary, &Outcome::StoreError);
+                books.finished(a.id, &Outcome::StoreError);
             }
             return;
         }
@@ -246,16 +246,16 @@ impl<S: Sender> Runner<S> {
             s.max_lateness_ms = s.max_lateness_ms.max(lateness);
         });
         for action in due {
-            in_flight.insert(action.id.clone());
+            books.in_flight.insert(action.id.clone());
             let fire = Fire {
                 sender: self.sender.clone(),
                 store: self.store.clone(),
                 clock: self.clock,
                 retry: self.retry,
-                permits: permits.clone(),
-                stop: stop.clone(),
+                permits: self.permits.clone(),
+                stop: self.stop.subscribe(),
             };
-            tasks.spawn(async move { (action.id.clone(), fire.fire(action).await) });
+            books.tasks.spawn(async move { (action.id.clone(), fire.fire(action).await) });
         }
     }
 
