@@ -27,4 +27,5 @@ pub mod plan;
 pub mod schedule;
 pub mod secrets;
 pub mod source;
+pub mod timeline;
 pub mod web;

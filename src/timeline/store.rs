@@ -1,0 +1,293 @@
+//! The durable record of the timeline: one SQLite file (WAL), a schema version, and one row per action keyed by its id
+//! (talk, kind, instant). An action is recorded `sending` before it is sent, then `sent` (event id, time), `skipped`
+//! (reason) or `failed`; a restart reads the rows back so it neither repeats nor loses an action. The blocking SQLite
+//! calls run on tokio's blocking pool, never on the runtime's workers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::actions::Action;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS actions (
+    id TEXT PRIMARY KEY,
+    talk TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    instant TEXT NOT NULL,
+    room TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('sending', 'sent', 'skipped', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    event_id TEXT,
+    detail TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_by_talk ON actions (talk);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("timeline store {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot create the folder of the timeline store {path}: {source}")]
+    Folder { path: PathBuf, source: std::io::Error },
+    #[error(
+        "timeline store {path} has schema version {found}, this Stagehand knows {SCHEMA_VERSION}: use a newer Stagehand or another file"
+    )]
+    Version { path: PathBuf, found: i64 },
+    #[error("timeline store {path}: a store call was interrupted ({why})")]
+    Interrupted { path: PathBuf, why: String },
+}
+
+/// Where an action stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordState {
+    /// Recorded before the send; found so after a restart, it is sent again with the same transaction id.
+    Sending,
+    Sent,
+    Skipped,
+    Failed,
+}
+
+impl RecordState {
+    fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Sending => "sending",
+            RecordState::Sent => "sent",
+            RecordState::Skipped => "skipped",
+            RecordState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> RecordState {
+        match s {
+            "sent" => RecordState::Sent,
+            "skipped" => RecordState::Skipped,
+            "failed" => RecordState::Failed,
+            _ => RecordState::Sending,
+        }
+    }
+}
+
+/// One row of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: String,
+    pub talk: String,
+    pub kind: String,
+    pub instant: String,
+    pub room: String,
+    pub txn_id: String,
+    pub state: RecordState,
+    pub attempts: u32,
+    pub event_id: Option<String>,
+    /// Why it was skipped or failed.
+    pub detail: Option<String>,
+    /// When the row last changed (the runner's clock, RFC 3339).
+    pub updated_at: String,
+}
+
+/// The columns that identify an action's row.
+struct Key {
+    id: String,
+    talk: String,
+    kind: &'static str,
+    instant: String,
+    room: String,
+    txn: String,
+}
+
+impl Key {
+    fn of(a: &Action) -> Key {
+        Key {
+            id: a.id.clone(),
+            talk: a.talk.clone(),
+            kind: a.kind.slug(),
+            instant: rfc3339(a.instant),
+            room: a.room().to_string(),
+            txn: a.txn_id(),
+        }
+    }
+}
+
+/// The store: cheap to clone, safe to share.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Opens (creating it and its folder if needed) the store file. Blocking: call it before the runtime's busy work,
+    /// or from `spawn_blocking`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder { path: dir.to_path_buf(), source })?;
+        }
+        let sql = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        let found: Option<i64> =
+            conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)).optional().map_err(sql)?.flatten();
+        match found {
+            None => {
+                conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(sql)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(found) => return Err(StoreError::Version { path: path.to_path_buf(), found }),
+        }
+        Ok(Store { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection, on the blocking pool.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let this = self.clone();
+        let joined = tokio::task::spawn_blocking(move || this.call_blocking(f)).await;
+        joined.map_err(|e| StoreError::Interrupted { path: self.path.clone(), why: e.to_string() })?
+    }
+
+    fn call_blocking<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        // A panic while holding the lock leaves the connection itself intact: SQLite rolls back what was open.
+        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+    }
+
+    /// Every row, by action id.
+    pub async fn load(&self) -> Result<HashMap<String, Record>, StoreError> {
+        self.call(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, talk, kind, instant, room, txn_id, state, attempts, event_id, detail, updated_at FROM actions",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Record {
+                    id: r.get(0)?,
+                    talk: r.get(1)?,
+                    kind: r.get(2)?,
+                    instant: r.get(3)?,
+                    room: r.get(4)?,
+                    txn_id: r.get(5)?,
+                    state: RecordState::parse(&r.get::<_, String>(6)?),
+                    attempts: r.get(7)?,
+                    event_id: r.get(8)?,
+                    detail: r.get(9)?,
+                    updated_at: r.get(10)?,
+                })
+            })?;
+            rows.map(|r| r.map(|rec| (rec.id.clone(), rec))).collect()
+        })
+        .await
+    }
+
+    /// Records an attempt before the send: the row becomes `sending` and its attempt count goes up.
+    pub async fn begin(&self, action: &Action, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.begin_all(std::slice::from_ref(action), at).await
+    }
+
+    /// [`Store::begin`] for the actions due together, in one transaction.
+    pub async fn begin_all(&self, actions: &[Action], at: DateTime<Utc>) -> Result<(), StoreError> {
+        let rows: Vec<Key> = actions.iter().map(Key::of).collect();
+        let at = rfc3339(at);
+        self.call(move |c| {
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', 1, ?7)
+                     ON CONFLICT (id) DO UPDATE SET state = 'sending', attempts = attempts + 1, updated_at = ?7",
+                )?;
+                for k in &rows {
+                    stmt.execute(params![k.id, k.talk, k.kind, k.instant, k.room, k.txn, at])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Records how an action ended: `Sent` with its event id, `Skipped` or `Failed` with the reason.
+    pub async fn finish(
+        &self,
+        action: &Action,
+        state: RecordState,
+        event_id: Option<String>,
+        detail: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (k, at) = (Key::of(action), rfc3339(at));
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, event_id, detail, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10)
+                 ON CONFLICT (id) DO UPDATE SET state = ?7, event_id = ?8, detail = ?9, updated_at = ?10",
+                params![k.id, k.talk, k.kind, k.instant, k.room, k.txn, state.as_str(), event_id, detail, at],
+            )
+        })
+        .await
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::fixtures;
+    use crate::timeline::{TimelineOptions, timeline};
+
+    #[tokio::test]
+    async fn rows_survive_reopening_and_a_resend_counts_its_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/stagehand.sqlite");
+        let (conf, plan) = fixtures::small();
+        let actions = timeline(&conf, &plan, &TimelineOptions::default());
+        let (a, b) = (&actions[0], &actions[1]);
+        let t = a.instant;
+        {
+            let store = Store::open(&path).unwrap();
+            store.begin(a, t).await.unwrap();
+            store.finish(a, RecordState::Sent, Some("$e1".into()), None, t).await.unwrap();
+            store.begin(b, t).await.unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let rows = store.load().await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[&a.id].state, rows[&a.id].event_id.as_deref()), (RecordState::Sent, Some("$e1")));
+        assert_eq!((rows[&b.id].state, rows[&b.id].attempts), (RecordState::Sending, 1));
+        assert_eq!(rows[&b.id].txn_id, b.txn_id());
+        store.begin(b, t).await.unwrap();
+        assert_eq!(store.load().await.unwrap()[&b.id].attempts, 2);
+        let mode: String = store.call(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0))).await.unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = Store::open(&path).unwrap();
+        store.call(|c| c.execute("UPDATE schema_version SET version = 99", [])).await.unwrap();
+        drop(store);
+        let err = Store::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Version { found: 99, .. }), "{err}");
+    }
+}
