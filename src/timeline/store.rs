@@ -1,7 +1,9 @@
 //! The durable record of the timeline: one SQLite file (WAL), a schema version, and one row per action keyed by its id
-//! (talk, kind, instant). An action is recorded `sending` before it is sent, then `sent` (event id, time), `skipped`
-//! (reason) or `failed`; a restart reads the rows back so it neither repeats nor loses an action. The blocking SQLite
-//! calls run on tokio's blocking pool, never on the runtime's workers.
+//! (talk, kind, instant). An action is recorded `sending` before it is sent, then `sent` (event id; `updated_at` is the
+//! send time), `skipped` (reason) or `failed` (terminal: not retried by a later run); a restart reads the rows back so
+//! it neither repeats nor loses an action. `synchronous = NORMAL`: a killed process loses nothing; a power cut may lose
+//! the last rows, and then the resend is harmless (messages carry the action's transaction id, state events are the
+//! same content). The blocking SQLite calls run on tokio's blocking pool, never on the runtime's workers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
