@@ -1,6 +1,6 @@
 //! Stagehand's configuration: a YAML file with unknown keys refused, one module per section, each owning its
 //! defaults and its checks ([`conference`], [`homeserver`], [`schedule`], [`tracks`], [`naming`], [`rooms`],
-//! [`people`], [`widgets`]).
+//! [`people`], [`widgets`], [`timeline`]).
 //!
 //! [`Config::parse`] is pure and returns warnings as data; [`Config::from_file`] does the I/O. Secrets (tokens,
 //! passwords, the widget secret) never live in this file: header values name environment variables as `${NAME}`,
@@ -18,6 +18,7 @@ pub mod naming;
 pub mod people;
 pub mod rooms;
 pub mod schedule;
+pub mod timeline;
 pub mod tracks;
 pub mod widgets;
 
@@ -27,6 +28,7 @@ pub use naming::NamingConfig;
 pub use people::{IdentityServerConfig, PeopleConfig};
 pub use rooms::{RoomsConfig, SupportRoom};
 pub use schedule::{ScheduleConfig, expand_env};
+pub use timeline::TimelineConfig;
 pub use tracks::{TrackRule, TrackRules};
 pub use widgets::WidgetsConfig;
 /// The naming template engine lives in [`crate::plan::naming`]; this path is kept for callers that used it here.
@@ -57,6 +59,8 @@ pub struct Config {
     pub people: PeopleConfig,
     #[serde(default)]
     pub widgets: WidgetsConfig,
+    #[serde(default)]
+    pub timeline: TimelineConfig,
 }
 
 impl Config {
@@ -74,6 +78,7 @@ impl Config {
         config.naming.check().map_err(invalid)?;
         config.people.check().map_err(invalid)?;
         config.rooms.check().map_err(invalid)?;
+        config.timeline.check().map_err(invalid)?;
         let warnings = config.schedule.warnings();
         Ok((config, warnings))
     }

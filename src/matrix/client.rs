@@ -279,16 +279,17 @@ impl Homeserver {
     }
 
     /// Sends one state event.
-    pub async fn put_state(&self, room_id: &str, item: &StateItem) -> Result<(), MatrixError> {
+    /// Returns the event id (the current one when the server found nothing new in it).
+    pub async fn put_state(&self, room_id: &str, item: &StateItem) -> Result<String, MatrixError> {
         let id = room_id_of(room_id)?;
         let body: Raw<AnyStateEventContent> = raw(&item.content)?;
         let event_type = StateEventType::from(item.event_type.as_str());
         let request = state::send_state_event::v3::Request::new_raw(id, event_type, item.state_key.clone(), body);
         let what = format!("send {} in {room_id}", item.event_type);
-        self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        let resp = self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
         self.counters.state_events.fetch_add(1, Ordering::Relaxed);
         self.test_point("state").await;
-        Ok(())
+        Ok(resp.event_id.to_string())
     }
 
     /// Invites a user.

@@ -13,10 +13,11 @@ use tracing::instrument;
 
 use super::client::{Homeserver, MatrixError, state_map};
 use super::reconcile::locate::{Found, locate};
-use super::reconcile::{Moment, Options, Status, send, settings};
-use crate::plan::desired::{self, Change, Observed, spaces};
+use super::reconcile::{Moment, Options, Status, send_ids, settings};
+use crate::plan::desired::{self, Observed, spaces};
 use crate::plan::managed;
 use crate::plan::{Plan, PlannedRoom};
+use crate::timeline::{Action, Effect, Invitee, LiveState, Message, Priority, SendError, Sender as TimelineSender};
 
 /// A notice for a room: plain text, the same as HTML (everything from the schedule escaped by the caller), and
 /// the Matrix IDs it mentions.
@@ -100,10 +101,10 @@ impl Live {
             .collect())
     }
 
-    /// Brings one planned room, and its link in its space, to the desired state at `moment`. Returns the changes
-    /// sent (none when the room already is as it should be).
+    /// Brings one planned room, and its link in its space, to the desired state at `moment`. Returns the ids of the
+    /// state events sent (none when the room already is as it should be).
     #[instrument(skip(self, moment), fields(room = key))]
-    pub async fn converge(&self, key: &str, moment: &Moment) -> Result<Vec<Change>, MatrixError> {
+    pub async fn converge(&self, key: &str, moment: &Moment) -> Result<Vec<String>, MatrixError> {
         let room = self.planned(key)?;
         let s = settings(&self.hs, &self.plan, &self.opts, moment);
         let found = located(locate(&self.hs, &self.plan.conference, room).await)?;
@@ -114,14 +115,12 @@ impl Live {
         let seen = Observed { state: &found.state, managed: &found.managed };
         // People known by e-mail who took their invite up here keep their power: their links are on record here.
         let links = managed::links(std::iter::once((&found.managed, &found.taken)));
-        let mut sent = desired::room_changes(room, seen, &s, parent_id.as_deref(), &links);
-        send(&self.hs, &found.room_id, &sent, false).await?;
+        let changes = desired::room_changes(room, seen, &s, parent_id.as_deref(), &links);
+        let mut sent = send_ids(&self.hs, &found.room_id, &changes, false).await?;
         if let Some(space_id) = parent_id {
             let space = state_map(&self.hs.room_state(&space_id).await?);
-            let link = desired::change(&space, spaces::child_link(room, &found.room_id, &s));
-            if let Some(link) = link {
-                send(&self.hs, &space_id, std::slice::from_ref(&link), false).await?;
-                sent.push(link);
+            if let Some(link) = desired::change(&space, spaces::child_link(room, &found.room_id, &s)) {
+                sent.extend(send_ids(&self.hs, &space_id, std::slice::from_ref(&link), false).await?);
             }
         }
         Ok(sent)
@@ -136,5 +135,102 @@ fn located(found: Found) -> Result<super::reconcile::locate::Located, MatrixErro
         Err(Status::Foreign { reason }) => Err(MatrixError::Setup(reason)),
         Err(Status::Failed { error }) => Err(MatrixError::Setup(error)),
         Err(other) => Err(MatrixError::Setup(format!("{other:?}"))),
+    }
+}
+
+/// What the timeline's runner sends through: each action's effect on the homeserver. Notices and roll calls are
+/// messages under the action's transaction id; layout, `suggested` and opening are the rooms converged at the
+/// moment the action makes (the sender keeps that moment, starting from what the timeline had done by the time it
+/// started).
+pub struct Sender {
+    live: std::sync::RwLock<Live>,
+    moment: Mutex<Moment>,
+    /// Prefix of every transaction id: empty for the event, unique per rehearsal so a rehearsal's sends are never
+    /// taken by the homeserver for the event's (or an earlier rehearsal's).
+    txn_prefix: String,
+}
+
+impl Sender {
+    pub fn new(live: Live, moment: Moment, txn_prefix: String) -> Sender {
+        Sender { live: std::sync::RwLock::new(live), moment: Mutex::new(moment), txn_prefix }
+    }
+
+    /// Follows a new plan and the moment it implies (after a schedule refresh).
+    pub async fn replan(&self, plan: Arc<Plan>, moment: Moment) {
+        if let Ok(mut live) = self.live.write() {
+            *live = live.with_plan(plan);
+        }
+        *self.moment.lock().await = moment;
+    }
+
+    fn live(&self) -> Result<Live, SendError> {
+        self.live.read().map(|l| l.clone()).map_err(|_| SendError::Permanent("the sender's plan lock was poisoned".into()))
+    }
+
+    async fn converge(&self, key: &str, change: impl FnOnce(&mut Moment)) -> Result<String, SendError> {
+        let live = self.live()?;
+        let moment = {
+            let mut m = self.moment.lock().await;
+            change(&mut m);
+            m.clone()
+        };
+        let ids = live.converge(key, &moment).await.map_err(classify)?;
+        Ok(ids.last().cloned().unwrap_or_else(|| "unchanged".into()))
+    }
+}
+
+/// A failure the runner may retry (the server or the network), or one it may not (the request itself is wrong).
+fn classify(e: MatrixError) -> SendError {
+    match &e {
+        MatrixError::Api { status, .. } if *status == 429 || *status >= 500 => SendError::Transient(e.to_string()),
+        MatrixError::Transport { .. } => SendError::Transient(e.to_string()),
+        _ => SendError::Permanent(e.to_string()),
+    }
+}
+
+fn notice(m: &Message) -> Notice {
+    Notice { text: m.body.clone(), html: m.html.clone(), mentions: m.mentions.clone() }
+}
+
+impl TimelineSender for Sender {
+    async fn perform(&self, action: &Action, txn_id: &str) -> Result<String, SendError> {
+        let urgent = action.priority == Priority::Critical;
+        let txn = format!("{}{txn_id}", self.txn_prefix);
+        match &action.effect {
+            Effect::Notice { room, message } => self.live()?.post(room, &txn, &notice(message), urgent).await.map_err(classify),
+            Effect::Roll { room, talk_room, people, roll } => {
+                let live = self.live()?;
+                let joined = live.joined(talk_room).await.map_err(classify)?;
+                let missing: Vec<&Invitee> = people.iter().filter(|p| !p.user_ids.iter().any(|u| joined.contains(u))).collect();
+                live.post(room, &txn, &notice(&roll.render(&missing)), urgent).await.map_err(classify)
+            }
+            Effect::Layout { room, maximised } => self.converge(room, |m| toggle(&mut m.maximised, room, *maximised)).await,
+            Effect::Suggested { child, suggested, .. } => self.converge(child, |m| toggle(&mut m.suggested, child, *suggested)).await,
+            Effect::Open { room } => {
+                self.converge(room, |m| {
+                    m.open.insert(room.clone());
+                })
+                .await
+            }
+        }
+    }
+}
+
+fn toggle(set: &mut std::collections::BTreeSet<String>, key: &str, on: bool) {
+    if on {
+        set.insert(key.to_string());
+    } else {
+        set.remove(key);
+    }
+}
+
+/// The desired state's moment from what the timeline's actions leave behind, with how opened rooms open.
+pub fn moment(state: &LiveState, join_rule: &str, history: &str) -> Moment {
+    Moment {
+        open: state.open.clone(),
+        suggested: state.suggested.clone(),
+        maximised: state.maximised.clone(),
+        open_join_rule: join_rule.to_string(),
+        open_history: history.to_string(),
     }
 }

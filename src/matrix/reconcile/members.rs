@@ -76,7 +76,7 @@ pub async fn phase(hs: &Homeserver, plan: &Plan, opts: &Options, run: &Run) -> O
     // Withdrawing an e-mail invite is a state event in the room; the identity server is not involved.
     let sent = all(withdrawn, opts.concurrency, |((room, room_id), w)| async move {
         let MemberWork::EmailWithdraw { token, .. } = &w else { return (room, w, Ok(())) };
-        let result = hs.put_state(room_id, &state::removed(THIRD_PARTY_INVITE, token)).await;
+        let result = hs.put_state(room_id, &state::removed(THIRD_PARTY_INVITE, token)).await.map(|_| ());
         (room, w, result)
     })
     .await;

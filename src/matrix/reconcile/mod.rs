@@ -272,13 +272,19 @@ async fn build_room(
 
 /// Sends state changes to one room in order (nothing in a dry run), logging each as from -> to.
 pub(crate) async fn send(hs: &Homeserver, room_id: &str, changes: &[Change], dry_run: bool) -> Result<(), MatrixError> {
+    send_ids(hs, room_id, changes, dry_run).await.map(|_| ())
+}
+
+/// [`send`], returning the event ids.
+pub(crate) async fn send_ids(hs: &Homeserver, room_id: &str, changes: &[Change], dry_run: bool) -> Result<Vec<String>, MatrixError> {
+    let mut ids = Vec::new();
     if dry_run {
-        return Ok(());
+        return Ok(ids);
     }
     for c in changes {
         let (was, now) = (c.from.as_ref().map(report::redact).unwrap_or_default(), report::redact(&c.item.content));
         tracing::info!(room_id, event_type = %c.item.event_type, state_key = %c.item.state_key, from = %was, to = %now, "update");
-        hs.put_state(room_id, &c.item).await?;
+        ids.push(hs.put_state(room_id, &c.item).await?);
     }
-    Ok(())
+    Ok(ids)
 }
