@@ -181,10 +181,11 @@ fn matrix_to(alias: &str) -> String {
 }
 
 async fn countdown(
-    State(site): State<Arc<Site>>,
+    State(pages): State<Arc<Pages>>,
     Path((conf, key)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Result<Html<String>, Denied> {
+    let site = pages.site();
     let room = site.backstage_room(&conf, &key, q.token.as_deref())?;
     let talks: Vec<CountdownTalk> = site
         .talks_of(room)
@@ -201,10 +202,11 @@ async fn countdown(
 }
 
 async fn qa(
-    State(site): State<Arc<Site>>,
+    State(pages): State<Arc<Pages>>,
     Path((conf, key)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Result<Html<String>, Denied> {
+    let site = pages.site();
     let room = site.backstage_room(&conf, &key, q.token.as_deref())?;
     let json_url = format!(
         "/qa/{}/{}/json?token={}",
@@ -216,10 +218,11 @@ async fn qa(
 }
 
 async fn qa_json(
-    State(site): State<Arc<Site>>,
+    State(pages): State<Arc<Pages>>,
     Path((conf, key)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<serde_json::Value>, Denied> {
+    let site = pages.site();
     let room = site.backstage_room(&conf, &key, q.token.as_deref())?;
     let now = (site.clock)();
     let live = site.talks_of(room).into_iter().find(|t| t.start <= now && now < t.end);
@@ -252,10 +255,11 @@ fn now_next<'a>(site: &'a Site, track: &'a str) -> (Vec<&'a Talk>, Vec<&'a Talk>
 }
 
 async fn schedule(
-    State(site): State<Arc<Site>>,
+    State(pages): State<Arc<Pages>>,
     Path((conf, track)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Result<Html<String>, Denied> {
+    let site = pages.site();
     let room = track_room(&site, &conf, &track)?;
     let (live, next) = now_next(&site, &track);
     let line = |t: &Talk| Line {
@@ -272,9 +276,10 @@ async fn schedule(
 }
 
 async fn schedule_json(
-    State(site): State<Arc<Site>>,
+    State(pages): State<Arc<Pages>>,
     Path((conf, track)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, Denied> {
+    let site = pages.site();
     track_room(&site, &conf, &track)?;
     let (live, next) = now_next(&site, &track);
     let item = |t: &Talk| json!({"key": t.key, "title": t.title, "start": t.start.to_rfc3339(), "end": t.end.to_rfc3339(), "speakers": site.speakers(t)});
@@ -282,17 +287,19 @@ async fn schedule_json(
 }
 
 async fn stream(
-    State(site): State<Arc<Site>>,
+    State(pages): State<Arc<Pages>>,
     Path((conf, track)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Result<Html<String>, Denied> {
+    let site = pages.site();
     let room = track_room(&site, &conf, &track)?;
     let template = site.widgets.config.livestream_url.as_deref().ok_or(Denied::NotFound)?;
     let hls = template.replace("{track}", &track).replace("{conference}", &conf);
     render(&StreamPage { theme: theme(&q), track: &room.name, hls })
 }
 
-async fn home(State(site): State<Arc<Site>>, Query(q): Query<PageQuery>) -> Result<Html<String>, Denied> {
+async fn home(State(pages): State<Arc<Pages>>, Query(q): Query<PageQuery>) -> Result<Html<String>, Denied> {
+    let site = pages.site();
     let now = (site.clock)();
     let link_of = |track: &str| {
         site.plan
@@ -335,18 +342,65 @@ async fn home(State(site): State<Arc<Site>>, Query(q): Query<PageQuery>) -> Resu
     render(&HomePage { theme: theme(&q), title, root_link, live, groups })
 }
 
+/// Whether the process behind the pages is healthy, and its details (the runner's liveness and lateness).
+pub type Health = Arc<dyn Fn() -> (bool, serde_json::Value) + Send + Sync>;
+
+/// What the server shows, replaceable while it runs (a schedule refresh brings a new [`Site`]).
+pub struct Pages {
+    site: std::sync::RwLock<Arc<Site>>,
+    health: Option<Health>,
+}
+
+impl Pages {
+    pub fn new(site: Arc<Site>, health: Option<Health>) -> Pages {
+        Pages { site: std::sync::RwLock::new(site), health }
+    }
+
+    /// The site as it is now.
+    pub fn site(&self) -> Arc<Site> {
+        match self.site.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Shows a new site from now on.
+    pub fn replace(&self, site: Arc<Site>) {
+        match self.site.write() {
+            Ok(mut s) => *s = site,
+            Err(poisoned) => *poisoned.into_inner() = site,
+        }
+    }
+}
+
+async fn healthz(State(pages): State<Arc<Pages>>) -> Response {
+    match &pages.health {
+        None => "ok".into_response(),
+        Some(health) => {
+            let (ok, details) = health();
+            let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            (status, Json(json!({"ok": ok, "runner": details}))).into_response()
+        }
+    }
+}
+
 /// The routes.
 pub fn router(site: Arc<Site>) -> Router {
+    pages_router(Arc::new(Pages::new(site, None)))
+}
+
+/// The routes over replaceable pages.
+pub fn pages_router(pages: Arc<Pages>) -> Router {
     Router::new()
         .route("/", get(home))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/countdown/{conf}/{key}", get(countdown))
         .route("/qa/{conf}/{key}", get(qa))
         .route("/qa/{conf}/{key}/json", get(qa_json))
         .route("/schedule/{conf}/{track}", get(schedule))
         .route("/schedule/{conf}/{track}/json", get(schedule_json))
         .route("/stream/{conf}/{track}", get(stream))
-        .with_state(site)
+        .with_state(pages)
 }
 
 /// Serves until `shutdown` resolves.
@@ -356,4 +410,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(site)).with_graceful_shutdown(shutdown).await
+}
+
+/// Serves replaceable pages until `shutdown` resolves.
+pub async fn serve_pages(
+    pages: Arc<Pages>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, pages_router(pages)).with_graceful_shutdown(shutdown).await
 }
