@@ -30,6 +30,9 @@ enum Command {
     Attendance(cli::attendance::Args),
     /// Serve the widget pages, their JSON, the conference home page and /healthz.
     Serve(cli::serve::Args),
+    /// The event day: keep the rooms to the plan, run the live timeline (reminders, countdowns, go-live, the end),
+    /// serve the widget pages, re-read the schedule on its cron and on SIGHUP. --rehearse tries it on a test server.
+    Run(cli::run::Args),
     /// Print an application service registration (with fresh tokens) for the config's homeserver.
     AppserviceRegistration(cli::appservice_registration::Args),
     /// List talks added, removed, moved, retimed, retitled and re-speakered between two schedules.
@@ -65,6 +68,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invite(args) => cli::invite::run(args).await,
         Command::Attendance(args) => cli::attendance::run(args).await,
         Command::Serve(args) => cli::serve::run(args).await,
+        Command::Run(args) => cli::run::run(args).await,
         Command::AppserviceRegistration(args) => cli::appservice_registration::run(args),
         Command::Diff(args) => cli::diff::run(args).await,
     }

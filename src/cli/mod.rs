@@ -13,6 +13,7 @@ pub mod diff;
 pub mod invite;
 pub mod plan;
 pub mod print;
+pub mod run;
 pub mod serve;
 pub mod validate;
 
