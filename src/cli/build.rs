@@ -9,7 +9,10 @@ use anyhow::bail;
 use stagehand::config::Config;
 use stagehand::load::LoadRequest;
 use stagehand::matrix::identity::IdentityOptions;
-use stagehand::matrix::reconcile::{Options, Scope, reconcile};
+use stagehand::matrix::live;
+use stagehand::matrix::reconcile::{Moment, Options, Scope, reconcile_at};
+use stagehand::schedule::Conference;
+use stagehand::timeline;
 use stagehand::plan;
 use stagehand::plan::widgets::WidgetContext;
 
@@ -60,6 +63,13 @@ pub fn reconcile_options(build: &BuildOptions, widgets: Option<WidgetContext>) -
     }
 }
 
+/// What the timeline has done to the rooms by `at`, as the desired state takes it.
+pub fn moment_at(config: &Config, conference: &Conference, plan: &plan::Plan, at: chrono::DateTime<chrono::Utc>) -> Moment {
+    let actions = timeline::timeline(conference, plan, &config.timeline.actions);
+    let opened = &config.timeline.opened;
+    live::moment(&timeline::state_at(&actions, at), &opened.join_rule, &opened.history_visibility)
+}
+
 pub async fn run(build: BuildOptions) -> anyhow::Result<ExitCode> {
     let config = &build.config;
     let parsed = load_and_report(&build.request, config).await?;
@@ -70,7 +80,10 @@ pub async fn run(build: BuildOptions) -> anyhow::Result<ExitCode> {
     let hs = connect(&build.homeserver_url, config).await?;
     let widgets = if config.widgets.enabled { Some(widget_context(config, &hs.user_id)?) } else { None };
     let options = reconcile_options(&build, widgets);
-    let report = reconcile(&hs, &plan, &options).await;
+    // During and after the event, what the timeline has done by now is part of the plan: an apply keeps talk rooms
+    // opened and the live talk suggested instead of undoing them.
+    let moment = moment_at(config, &parsed.conference, &plan, chrono::Utc::now());
+    let report = reconcile_at(&hs, &plan, &options, &moment).await;
     if build.json {
         print!("{}", print::json_pretty(&report)?);
     } else {

@@ -38,7 +38,7 @@ pub struct Args {
     /// own (`rehearsal.sqlite` beside timeline.store).
     #[arg(long)]
     rehearse: bool,
-    /// With --rehearse: how long until the first talk starts (`90s`, `2m`, `1h`).
+    /// With --rehearse: how long from now (real time) until the first talk starts (`90s`, `2m`, `1h`).
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     start_in: Duration,
     /// With --rehearse: run the conference clock this many times faster.
@@ -96,7 +96,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let first = rehearsed(&parsed.conference, args.talks).talks.iter().map(|t| t.start.with_timezone(&Utc)).min();
     let clock = match (args.rehearse, first) {
         (true, Some(first)) => {
-            let start = first - chrono::Duration::from_std(args.start_in).unwrap_or_default();
+            // The first talk starts `start_in` from now in real time: the conference clock is that much earlier,
+            // times the speed, so the reminders before it happen too.
+            let ahead = chrono::Duration::from_std(args.start_in.mul_f64(args.speed)).unwrap_or_default();
+            let start = first - ahead;
             eprintln!("rehearsal: the conference clock reads {start} now, running {}x", args.speed);
             Clock::starting_at(start).with_speed(args.speed)
         }
@@ -108,7 +111,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store_path = if run.rehearse { fresh_rehearsal_store(&config.timeline.store)? } else { config.timeline.store.clone() };
     let store = Store::open(&store_path).with_context(|| format!("cannot open the timeline store {}", store_path.display()))?;
 
-    let current = prepare(&run, parsed.conference).await;
+    let current = prepare(&run, parsed.conference);
     let moment = moment_now(&run, &current.actions);
     let txn_prefix = if run.rehearse { format!("rehearsal{}.", Utc::now().timestamp()) } else { String::new() };
     let sender = Arc::new(live::Sender::new(Live::new(run.hs.clone(), current.plan.clone(), run.opts.clone()), moment, txn_prefix));
@@ -175,18 +178,21 @@ fn fresh_rehearsal_store(store: &std::path::Path) -> anyhow::Result<std::path::P
     Ok(path)
 }
 
-/// The plan and the actions for a schedule; the rooms brought to the plan as it stands now.
-async fn prepare(run: &Run, conference: Conference) -> Current {
+/// The plan and the actions for a schedule.
+fn prepare(run: &Run, conference: Conference) -> Current {
     let plan = Arc::new(plan::plan(&conference, &run.build.config));
     let actions = Arc::new(timeline::timeline(&rehearsed(&conference, run.talks), &plan, &run.build.config.timeline.actions));
-    let current = Current { conference, plan, actions };
+    eprintln!("timeline: {} actions for {} talks", actions.len(), conference.talks.len());
+    Current { conference, plan, actions }
+}
+
+/// The rooms brought to the plan as it stands now (beside the runner, which starts at once).
+async fn converge_rooms(run: &Run, current: &Current) {
     let report = reconcile_at(&run.hs, &current.plan, &run.opts, &moment_now(run, &current.actions)).await;
     eprintln!("rooms: {}", report.summary());
     if report.failed > 0 {
         eprint!("{}", print::report(&report, false));
     }
-    eprintln!("timeline: {} actions for {} talks", current.actions.len(), current.conference.talks.len());
-    current
 }
 
 /// What the timeline has done to the rooms by now, as the desired state takes it.
@@ -222,6 +228,7 @@ async fn refresh_loop(
         }
     };
     let mut hup = hangup();
+    converge_rooms(run, &current).await;
     loop {
         let next: Option<DateTime<Utc>> = cron.upcoming(Utc).next();
         let wait = next.map_or(Duration::from_secs(3600), |n| (n - Utc::now()).to_std().unwrap_or_default());
@@ -242,7 +249,8 @@ async fn refresh_loop(
             }
         };
         let old = std::mem::replace(&mut current.conference, parsed.conference.clone());
-        let fresh = prepare(run, parsed.conference).await;
+        let fresh = prepare(run, parsed.conference);
+        converge_rooms(run, &fresh).await;
         let mut list: Vec<Action> = (*fresh.actions).clone();
         list.extend(timeline::moved_notices(&old, &fresh.conference, &fresh.plan, &config.timeline.actions, run.clock.now()));
         list.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));

@@ -48,11 +48,13 @@ pub struct Live {
     plan: Arc<Plan>,
     opts: Options,
     ids: Arc<Mutex<HashMap<String, String>>>,
+    /// One converge at a time per room: two actions of one instant (maximise, suggest) must not both send a change.
+    busy: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
 }
 
 impl Live {
     pub fn new(hs: Homeserver, plan: Arc<Plan>, opts: Options) -> Live {
-        Live { hs, plan, opts, ids: Arc::new(Mutex::new(HashMap::new())) }
+        Live { hs, plan, opts, ids: Arc::new(Mutex::new(HashMap::new())), busy: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     /// Follows a new schedule: rooms are looked up in the new plan from now on.
@@ -106,6 +108,8 @@ impl Live {
     #[instrument(skip(self, moment), fields(room = key))]
     pub async fn converge(&self, key: &str, moment: &Moment) -> Result<Vec<String>, MatrixError> {
         let room = self.planned(key)?;
+        let lock = self.busy.lock().await.entry(key.to_string()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
         let s = settings(&self.hs, &self.plan, &self.opts, moment);
         let found = located(locate(&self.hs, &self.plan.conference, room).await)?;
         let parent_id = match &room.parent {
