@@ -112,12 +112,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&store_path).with_context(|| format!("cannot open the timeline store {}", store_path.display()))?;
 
     let current = prepare(&run, parsed.conference);
-    let moment = moment_now(&run, &current.actions);
     let txn_prefix = if run.rehearse { format!("rehearsal{}.", Utc::now().timestamp()) } else { String::new() };
-    let sender = Arc::new(live::Sender::new(Live::new(run.hs.clone(), current.plan.clone(), run.opts.clone()), moment, txn_prefix));
+    let (actions_tx, actions_rx) = watch::channel(current.actions.clone());
+    let opened = (config.timeline.opened.join_rule.clone(), config.timeline.opened.history_visibility.clone());
+    let live = Live::new(run.hs.clone(), current.plan.clone(), run.opts.clone());
+    let sender = Arc::new(live::Sender::new(live, actions_rx.clone(), run.clock, opened, txn_prefix));
     let runner = Runner::new(sender.clone(), store, run.clock, config.timeline.actions.retry);
     let status = runner.status();
-    let (actions_tx, actions_rx) = watch::channel(current.actions.clone());
 
     let clock = run.clock;
     let health_status = status.clone();
@@ -186,8 +187,12 @@ fn prepare(run: &Run, conference: Conference) -> Current {
     Current { conference, plan, actions }
 }
 
-/// The rooms brought to the plan as it stands now (beside the runner, which starts at once).
+/// The rooms brought to the plan as it stands now (beside the runner, which starts at once). Not in a rehearsal: it
+/// touches only the rooms of the talks it rehearses, through their actions, and leaves every other room alone.
 async fn converge_rooms(run: &Run, current: &Current) {
+    if run.rehearse {
+        return;
+    }
     let report = reconcile_at(&run.hs, &current.plan, &run.opts, &moment_now(run, &current.actions)).await;
     eprintln!("rooms: {}", report.summary());
     if report.failed > 0 {
@@ -255,7 +260,7 @@ async fn refresh_loop(
         list.extend(timeline::moved_notices(&old, &fresh.conference, &fresh.plan, &config.timeline.actions, run.clock.now()));
         list.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         current = Current { actions: Arc::new(list), ..fresh };
-        sender.replan(current.plan.clone(), moment_now(run, &current.actions)).await;
+        sender.replan(current.plan.clone());
         let _ = actions.send(current.actions.clone());
         match site(run, &current) {
             Ok(site) => pages.replace(site),

@@ -17,7 +17,7 @@ use super::reconcile::{Moment, Options, Status, send_ids, settings};
 use crate::plan::desired::{self, Observed, spaces};
 use crate::plan::managed;
 use crate::plan::{Plan, PlannedRoom};
-use crate::timeline::{Action, Effect, Invitee, LiveState, Message, Priority, SendError, Sender as TimelineSender};
+use crate::timeline::{Action, Clock, Effect, Invitee, LiveState, Message, Priority, SendError, Sender as TimelineSender, state_at};
 
 /// A notice for a room: plain text, the same as HTML (everything from the schedule escaped by the caller), and
 /// the Matrix IDs it mentions.
@@ -105,12 +105,19 @@ impl Live {
 
     /// Brings one planned room, and its link in its space, to the desired state at `moment`. Returns the ids of the
     /// state events sent (none when the room already is as it should be).
-    #[instrument(skip(self, moment), fields(room = key))]
     pub async fn converge(&self, key: &str, moment: &Moment) -> Result<Vec<String>, MatrixError> {
+        self.converge_at(key, || moment.clone()).await
+    }
+
+    /// [`Self::converge`] to the moment `now` gives once the room is this caller's: of two converges of one room,
+    /// the later never writes an older moment over a newer one.
+    #[instrument(skip(self, now), fields(room = key))]
+    pub async fn converge_at(&self, key: &str, now: impl FnOnce() -> Moment) -> Result<Vec<String>, MatrixError> {
         let room = self.planned(key)?;
         let lock = self.busy.lock().await.entry(key.to_string()).or_default().clone();
         let _one_at_a_time = lock.lock().await;
-        let s = settings(&self.hs, &self.plan, &self.opts, moment);
+        let moment = now();
+        let s = settings(&self.hs, &self.plan, &self.opts, &moment);
         let found = located(locate(&self.hs, &self.plan.conference, room).await)?;
         let parent_id = match &room.parent {
             Some(p) => Some(self.room_id(p).await?),
@@ -143,42 +150,50 @@ fn located(found: Found) -> Result<super::reconcile::locate::Located, MatrixErro
 }
 
 /// What the timeline's runner sends through: each action's effect on the homeserver. Notices and roll calls are
-/// messages under the action's transaction id; layout, `suggested` and opening are the rooms converged at the
-/// moment the action makes (the sender keeps that moment, starting from what the timeline had done by the time it
-/// started).
+/// messages under the action's transaction id. Layout, `suggested` and opening are not replayed one by one: the room
+/// is converged to what the whole timeline says at the clock's now, so actions that fire late, together or out of
+/// order (a restart after a talk) still leave the room as it should be now.
 pub struct Sender {
     live: std::sync::RwLock<Live>,
-    moment: Mutex<Moment>,
+    actions: tokio::sync::watch::Receiver<Arc<Vec<Action>>>,
+    clock: Clock,
+    /// Join rule and history visibility of an opened talk room.
+    opened: (String, String),
     /// Prefix of every transaction id: empty for the event, unique per rehearsal so a rehearsal's sends are never
     /// taken by the homeserver for the event's (or an earlier rehearsal's).
     txn_prefix: String,
 }
 
 impl Sender {
-    pub fn new(live: Live, moment: Moment, txn_prefix: String) -> Sender {
-        Sender { live: std::sync::RwLock::new(live), moment: Mutex::new(moment), txn_prefix }
+    pub fn new(
+        live: Live,
+        actions: tokio::sync::watch::Receiver<Arc<Vec<Action>>>,
+        clock: Clock,
+        opened: (String, String),
+        txn_prefix: String,
+    ) -> Sender {
+        Sender { live: std::sync::RwLock::new(live), actions, clock, opened, txn_prefix }
     }
 
-    /// Follows a new plan and the moment it implies (after a schedule refresh).
-    pub async fn replan(&self, plan: Arc<Plan>, moment: Moment) {
+    /// Follows a new plan (after a schedule refresh; the new actions come through the runner's channel).
+    pub fn replan(&self, plan: Arc<Plan>) {
         if let Ok(mut live) = self.live.write() {
             *live = live.with_plan(plan);
         }
-        *self.moment.lock().await = moment;
     }
 
     fn live(&self) -> Result<Live, SendError> {
         self.live.read().map(|l| l.clone()).map_err(|_| SendError::Permanent("the sender's plan lock was poisoned".into()))
     }
 
-    async fn converge(&self, key: &str, change: impl FnOnce(&mut Moment)) -> Result<String, SendError> {
-        let live = self.live()?;
-        let moment = {
-            let mut m = self.moment.lock().await;
-            change(&mut m);
-            m.clone()
-        };
-        let ids = live.converge(key, &moment).await.map_err(classify)?;
+    /// What the timeline has done to the rooms by now.
+    fn now(&self) -> Moment {
+        let actions = self.actions.borrow().clone();
+        moment(&state_at(&actions, self.clock.now()), &self.opened.0, &self.opened.1)
+    }
+
+    async fn converge(&self, key: &str) -> Result<String, SendError> {
+        let ids = self.live()?.converge_at(key, || self.now()).await.map_err(classify)?;
         Ok(ids.last().cloned().unwrap_or_else(|| "unchanged".into()))
     }
 }
@@ -208,23 +223,9 @@ impl TimelineSender for Sender {
                 let missing: Vec<&Invitee> = people.iter().filter(|p| !p.user_ids.iter().any(|u| joined.contains(u))).collect();
                 live.post(room, &txn, &notice(&roll.render(&missing)), urgent).await.map_err(classify)
             }
-            Effect::Layout { room, maximised } => self.converge(room, |m| toggle(&mut m.maximised, room, *maximised)).await,
-            Effect::Suggested { child, suggested, .. } => self.converge(child, |m| toggle(&mut m.suggested, child, *suggested)).await,
-            Effect::Open { room } => {
-                self.converge(room, |m| {
-                    m.open.insert(room.clone());
-                })
-                .await
-            }
+            Effect::Layout { room, .. } | Effect::Open { room } => self.converge(room).await,
+            Effect::Suggested { child, .. } => self.converge(child).await,
         }
-    }
-}
-
-fn toggle(set: &mut std::collections::BTreeSet<String>, key: &str, on: bool) {
-    if on {
-        set.insert(key.to_string());
-    } else {
-        set.remove(key);
     }
 }
 
