@@ -293,3 +293,62 @@ async fn after_a_talk_the_runner_opens_its_room_and_apply_keeps_it_open() {
     assert!(out.status.success());
     assert_eq!(notices(&events(&bot, &camp.room("rust").await).await, &camp.bot.user_id).len(), hallway, "nothing said twice");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_right_after_a_send_the_restarted_runner_says_nothing_twice_and_skips_what_is_too_late() {
+    use std::io::BufRead;
+    // On the real clock: the first talk went live three minutes ago. At start the runner sends what is still worth
+    // sending (the live notice, within its five minutes) and skips the reminders and countdowns (too late).
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    let camp = Camp::new("runkill", &fmt(now - chrono::Duration::minutes(3)), &fmt(now + chrono::Duration::minutes(27)));
+    let built = camp.apply();
+    assert_eq!(built["failed"], 0, "{built}");
+    let track = camp.room("rust").await;
+    let bot = Api::new(&synapse().url, &camp.bot.token);
+    // The bot stops right after the homeserver took its first message, before it could record it as sent: SIGKILL.
+    let mut first = camp
+        .command(&["run", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("STAGEHAND_TEST_PAUSE_AFTER", "message:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stagehand run");
+    let stderr = std::io::BufReader::new(first.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            let reached = line.starts_with("STAGEHAND_TEST_POINT");
+            lines.push(line);
+            if reached {
+                let _ = tx.send(lines.clone());
+            }
+        }
+        let _ = tx.send(lines);
+    });
+    let before_kill = rx.recv_timeout(Duration::from_secs(120)).expect("the runner never sent its first message");
+    assert!(before_kill.last().is_some_and(|l| l.starts_with("STAGEHAND_TEST_POINT")), "{before_kill:#?}");
+    let _ = Command::new("kill").arg("-9").arg(first.id().to_string()).status();
+    let _ = first.wait();
+    let said = notices(&events(&bot, &track).await, &camp.bot.user_id).len();
+    assert_eq!(said, 1, "the live notice reached the server before the kill");
+
+    // Restart: the notice found `sending` is sent again under the same transaction id, which the homeserver takes as
+    // the same message; nothing is said twice.
+    let mut again = camp.run(&[], free_port());
+    let started = Instant::now();
+    let stderr = loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if started.elapsed() > Duration::from_secs(10) {
+            break String::from_utf8_lossy(&terminate(&mut again).stderr).to_string();
+        }
+    };
+    assert_eq!(notices(&events(&bot, &track).await, &camp.bot.user_id).len(), 1, "said twice: {stderr}");
+    assert!(stderr.contains("unfinished=1"), "the restart found the interrupted send: {stderr}");
+    // The countdowns of the first talk were too late by then: skipped and logged, never sent.
+    let talk = camp.room("talk-t1").await;
+    assert!(notices(&events(&bot, &talk).await, &camp.bot.user_id).is_empty(), "a late countdown was sent");
+    let logged: Vec<String> = before_kill.iter().filter(|l| l.contains("beyond its grace")).cloned().collect();
+    assert!(logged.iter().any(|l| l.contains("live-soon")) && logged.iter().any(|l| l.contains("last-minute")), "{before_kill:#?}");
+}
