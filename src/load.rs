@@ -84,8 +84,8 @@ fn apply_people(parsed: &mut Parsed, path: &Path, max_bytes: usize) -> Result<()
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         ScheduleError::at_offset(&name, &bytes, e.valid_up_to(), "the people file is not valid UTF-8")
     })?;
-    let entries = schedule::people::read(&name, text)?;
-    let findings = schedule::people::apply(&name, &mut parsed.conference, entries);
+    let entries = schedule::people_file::read(&name, text)?;
+    let findings = schedule::people_file::apply(&name, &mut parsed.conference, entries);
     parsed.findings.extend(findings);
     Ok(())
 }
