@@ -1,8 +1,11 @@
 //! The command line as an organiser uses it: exit codes, `validate --json`, `plan`, `diff`, people files, and
 //! hostile or broken input that must end in a clear error, never a panic or a hang.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stagehand"))
@@ -13,7 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).current_dir(root()).output().expect("run stagehand");
+    let out = common::output_within(bin().args(args).current_dir(root()), Duration::from_secs(120), &format!("stagehand {}", args.join(" ")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "stagehand panicked: {stderr}");
     out
@@ -222,4 +225,14 @@ fn fosdem_speaker_feed_as_people_file() {
     assert!(out.status.success(), "{v}");
     // Iarlaith, Niamh, Yasunori, Vivaldo, Conal, Chloé (twice in the feed, once here), Bert Boss (manager only).
     assert_eq!(v["people"], 7, "{v}");
+}
+
+/// The harness's bound on commands: a hang fails the test, naming what it waited for, instead of stalling CI.
+#[test]
+fn a_command_that_hangs_fails_the_test_and_says_what_it_waited_for() {
+    let started = std::time::Instant::now();
+    let hung = std::panic::catch_unwind(|| common::output_within(Command::new("sleep").arg("30"), Duration::from_millis(300), "sleep 30"));
+    let message = hung.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    assert!(message.contains("sleep 30: still running after 300ms"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

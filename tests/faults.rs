@@ -72,3 +72,15 @@ fn the_proxy_names_endpoint_kinds() {
     assert_eq!(k("PUT", "/_matrix/client/v3/rooms/%21a/send/m.room.message/t1"), "send m.room.message");
     assert_eq!(k("GET", "/_matrix/client/v3/sync?timeout=0"), "sync");
 }
+
+/// The kill helper's wait is bounded: a test point the bot never reaches fails the test, naming the point.
+#[test]
+fn a_test_point_never_reached_fails_and_names_it() {
+    let s = synapse();
+    let user = s.register("bot-point", false);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write(dir.path(), "c.yaml", "conference: {id: camp-point}\nhomeserver: {server_name: localhost}\nschedule: {source: schedules/example.yaml}\npeople: {invite: false}\n");
+    let waited = std::panic::catch_unwind(|| common::apply_killed_at("create:999", &cfg, &user.token, &s.url));
+    let message = waited.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    assert!(message.contains("test point create:999: the bot ended first"), "{message}");
+}

@@ -28,10 +28,11 @@ fn script_vars(stdout: &[u8]) -> HashMap<String, String> {
     String::from_utf8_lossy(stdout).lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
 }
 
-/// Watchdog: runs `stop DIR` once this test process is gone, whatever way it ends.
+/// Watchdog: runs `stop DIR` once this test process is gone, whatever way it ends, then removes DIR (the servers
+/// are held in statics, whose temp dirs are never dropped).
 fn stop_when_done(stop: &str, dir: &Path) {
     let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1",
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1; rm -rf {dir}",
         pid = std::process::id(),
         stop = root().join(stop).display(),
         dir = dir.display()
@@ -211,6 +212,7 @@ impl Api {
 }
 
 /// Percent-encodes a path segment (room ids and aliases contain `!`, `#` and `:`).
+#[allow(unused_imports)]
 pub use stagehand::plan::widgets::enc;
 
 /// Runs `cmd` to its end within `limit`, collecting its output; if it takes longer, kills it and fails the test
@@ -298,6 +300,22 @@ pub fn apply_killed_at(point: &str, config: &Path, token: &str, url: &str) {
     if let Err(why) = reached {
         panic!("waiting for the bot to reach test point {point}: {why}; it said:\n{}", said.join("\n"));
     }
+}
+
+/// Environment for one test without `std::env::set_var` (which races with the sibling tests' reads): unless `vars`
+/// are set in this process already, runs the test `test` (its full name) again in a child process that has them,
+/// fails if it fails there, and returns false (the caller returns); in that child it returns true and the test goes on.
+pub fn with_env(test: &str, vars: &[(&str, &str)]) -> bool {
+    if vars.iter().all(|(k, v)| std::env::var(k).is_ok_and(|x| x == *v)) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    cmd.args([test, "--exact", "--test-threads=1"]).envs(vars.iter().copied());
+    let out = output_within(&mut cmd, CLI_LIMIT, &format!("{test} in a child process"));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("1 passed"), "{test}, run with {vars:?} in a child process:\n{said}");
+    false
 }
 
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
