@@ -1,4 +1,6 @@
-//! Reader for the frab / pretalx `schedule.json` (the c3voc schema): `schedule.conference.days[].rooms{name: [event]}`.
+//! Reader for the frab / pretalx `schedule.json` (the c3voc schema): `schedule.conference.days[].rooms{name: [event]}`,
+//! and its successor the CCC hub's "schedule2" JSON: talks in a flat `schedule.events` list, each with a `room`
+//! object, a `track` object and `participants` (with roles), days without `rooms`.
 //! Lenient about unknown keys and about ids that are numbers in one export and strings in the next.
 
 use std::collections::BTreeMap;
@@ -8,6 +10,7 @@ use serde::Deserialize;
 
 use super::assemble::{RawDay, RawEvent, RawPerson, RawSchedule, RawTrack, When};
 use super::assemble::{parse_duration, parse_instant, parse_time};
+use super::model::Role;
 use super::{Finding, ScheduleError};
 
 #[derive(Deserialize)]
@@ -19,6 +22,26 @@ struct Root {
 #[derive(Deserialize)]
 struct Schedule {
     conference: Conference,
+    /// The hub's flat list of talks (schedule2).
+    #[serde(default)]
+    events: Vec<Event>,
+}
+
+/// A room or track: a name (frab, pretalx) or an object with a name and a slug (the hub).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Named {
+    Name(String),
+    Object { name: Option<String>, slug: Option<String> },
+}
+
+impl Named {
+    fn split(self) -> (Option<String>, Option<String>) {
+        match self {
+            Named::Name(n) => (Some(n), None),
+            Named::Object { name, slug } => (name, slug),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -63,11 +86,11 @@ struct Event {
     date: Option<String>,
     start: Option<String>,
     duration: Option<String>,
-    room: Option<String>,
+    room: Option<Named>,
     slug: Option<String>,
     title: Option<String>,
     subtitle: Option<String>,
-    track: Option<String>,
+    track: Option<Named>,
     #[serde(rename = "type")]
     kind: Option<String>,
     #[serde(rename = "abstract")]
@@ -75,6 +98,9 @@ struct Event {
     description: Option<String>,
     #[serde(default)]
     persons: Vec<Person>,
+    /// The hub's name for persons, with a role each.
+    #[serde(default)]
+    participants: Vec<Person>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +111,7 @@ struct Person {
     code: Option<String>,
     name: Option<String>,
     public_name: Option<String>,
+    role: Option<String>,
 }
 
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -145,9 +172,13 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
                 raw.rooms.push(room_name.clone());
             }
             for e in events {
-                raw.events.push(event(file, e, index, &room_name, &mut raw.findings));
+                raw.events.push(event(file, e, Some(index), Some(&room_name), &mut raw.findings));
             }
         }
+    }
+    // The hub's flat list: each talk names its room; its day follows from its date.
+    for e in schedule.events {
+        raw.events.push(event(file, e, None, None, &mut raw.findings));
     }
     // Rooms map in JSON has no order; keep file order of talks by start within a day stable.
     raw.events.sort_by(|a, b| (a.day, start_key(a)).cmp(&(b.day, start_key(b))));
@@ -163,16 +194,16 @@ fn start_key(e: &RawEvent) -> String {
     }
 }
 
-fn event(file: &str, e: Event, day: u32, room: &str, findings: &mut Vec<Finding>) -> RawEvent {
+fn event(file: &str, e: Event, day: Option<u32>, room: Option<&str>, findings: &mut Vec<Finding>) -> RawEvent {
     let mut ev = RawEvent::new(e.title.unwrap_or_default());
     ev.guid = e.guid.filter(|g| !g.trim().is_empty());
     ev.id = e.id;
     ev.slug = e.slug;
     ev.subtitle = e.subtitle;
     ev.abstract_text = e.abstract_text.filter(|a| !a.trim().is_empty()).or(e.description);
-    ev.track = e.track;
-    ev.room = e.room.or_else(|| Some(room.to_string()));
-    ev.day = Some(day);
+    (ev.track, ev.track_slug) = e.track.map_or((None, None), Named::split);
+    ev.room = e.room.and_then(|r| r.split().0).or_else(|| room.map(str::to_string));
+    ev.day = day;
     ev.kind = e.kind;
     ev.when = e
         .date
@@ -194,9 +225,11 @@ fn event(file: &str, e: Event, day: u32, room: &str, findings: &mut Vec<Finding>
     ev.persons = e
         .persons
         .into_iter()
+        .chain(e.participants)
         .map(|p| RawPerson {
             id: p.id.or(p.guid).or(p.code),
             name: p.public_name.or(p.name).unwrap_or_default(),
+            role: p.role.as_deref().and_then(Role::parse),
             ..RawPerson::default()
         })
         .collect();
@@ -224,5 +257,34 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(read("d.json", &deep).is_err());
+    }
+
+    #[test]
+    fn the_hub_schedule2_maps_rooms_tracks_participants_and_guids() {
+        let text = include_str!("../../tests/fixtures/hub-schedule2.json");
+        let parsed = crate::schedule::read("hub.json", text.as_bytes(), &crate::schedule::ReadOptions::default()).unwrap();
+        let c = &parsed.conference;
+        assert_eq!((c.id.as_str(), c.timezone.name(), c.days.len()), ("hub-camp", "Europe/Berlin", 2));
+        let keys: Vec<&str> = c.talks.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["a1b2c3d4-0000-4000-8000-000000000101", "a1b2c3d4-0000-4000-8000-000000000102", "a1b2c3d4-0000-4000-8000-000000000103"]);
+        let (solder, late, closing) = (&c.talks[0], &c.talks[1], &c.talks[2]);
+        assert_eq!((solder.id.as_deref(), solder.slug.as_deref()), (Some("101"), Some("hub-camp-101-soldering-for-everyone")));
+        assert_eq!(c.venue(solder.room.as_deref().unwrap()).unwrap().name, "Saal 1");
+        assert_eq!(c.venue(late.room.as_deref().unwrap()).unwrap().name, "Saal Zuse");
+        assert_eq!(solder.track.as_deref(), Some("hardware-making"), "the track object's slug is the key");
+        assert_eq!(c.track("hardware-making").unwrap().name, "Hardware & Making");
+        assert_eq!(solder.start.to_rfc3339(), "2025-12-27T11:00:00+01:00");
+        assert_eq!(solder.duration_minutes(), 40);
+        // After midnight, before the day's end: still the first day.
+        assert_eq!((late.day, late.start.to_rfc3339().as_str()), (1, "2025-12-28T01:00:00+01:00"));
+        assert_eq!(closing.day, 2);
+        // Participants: by guid, with their roles; Ada speaks twice and is one person.
+        let ada = "p0000000-0000-4000-8000-000000000001";
+        assert_eq!(solder.people_with(Role::Speaker).collect::<Vec<_>>(), [ada]);
+        assert_eq!(solder.people_with(Role::Host).collect::<Vec<_>>(), ["p0000000-0000-4000-8000-000000000002"]);
+        assert!(late.people_with(Role::Speaker).any(|p| p == ada));
+        assert_eq!(c.people.len(), 3);
+        assert_eq!(c.person(ada).unwrap().name, "Ada L.");
+        assert_eq!(parsed.errors().count(), 0, "{:?}", parsed.findings);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod assemble;
 pub mod diff;
+mod empty;
 pub mod frab_json;
 pub mod model;
 pub mod pentabarf;
@@ -245,7 +246,10 @@ pub fn read(file: &str, bytes: &[u8], opts: &ReadOptions) -> Result<Parsed, Sche
         Format::FrabJson => frab_json::read(file, text)?,
         Format::Yaml => yaml::read(file, text)?,
     };
-    let (conference, findings) = assemble::assemble(file, raw, opts);
+    let (conference, mut findings) = assemble::assemble(file, raw, opts);
+    if conference.talks.is_empty() {
+        empty::check(file, format, text, &mut findings);
+    }
     Ok(Parsed { format, conference, findings })
 }
 

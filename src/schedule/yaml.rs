@@ -141,6 +141,32 @@ fn parse_when(s: &str) -> Option<When> {
         .map(When::Local)
 }
 
+/// 1-based line of the first line that, after its indentation, starts with `KEY:` (lexical: the YAML library keeps
+/// no positions of values).
+fn key_line(text: &str, key: &str) -> Option<u32> {
+    let prefix = format!("{key}:");
+    text.lines().position(|l| l.trim_start().starts_with(&prefix)).map(|i| super::to_u32(i + 1))
+}
+
+/// Each `key:` of an item of the top-level `talks:` list with its line, in order: block items (`- key: a`) and flow
+/// items (`- {key: a, ...}`). Lexical, like [`key_line`]; a line is used only where the key read there is the talk's.
+fn talk_key_lines(text: &str) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        if !line.trim().is_empty() && !line.starts_with([' ', '\t', '-', '#']) {
+            inside = line.starts_with("talks:");
+            continue;
+        }
+        let item = line.trim_start().trim_start_matches('-').trim_start().trim_start_matches('{').trim_start();
+        if let Some(value) = item.strip_prefix("key:").filter(|_| inside) {
+            let value = value.split([',', '}', '#']).next().unwrap_or_default().trim().trim_matches(['"', '\'']);
+            out.push((value.to_string(), super::to_u32(i + 1)));
+        }
+    }
+    out
+}
+
 /// Reads our YAML schedule into the raw model.
 pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
     let doc: Doc = yaml_serde::from_str(text).map_err(|e| {
@@ -164,7 +190,13 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
     if let Some(dc) = &doc.conference.day_change {
         raw.day_change = NaiveTime::parse_from_str(dc, "%H:%M").ok();
         if raw.day_change.is_none() {
-            raw.findings.push(Finding::error(file, format!("conference.day_change {dc:?} is not HH:MM")));
+            raw.findings.push(
+                Finding::error(
+                    file,
+                    format!("conference.day_change {dc:?} is not a time of day; write HH:MM, for example \"04:00\""),
+                )
+                .at(key_line(text, "day_change")),
+            );
         }
     }
 
@@ -182,14 +214,14 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
         }
     }
     let mut referenced: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut person_ref = |key: &str, role: super::model::Role, findings: &mut Vec<Finding>, talk: Option<&str>| {
+    let mut person_ref = |key: &str, role: super::model::Role, findings: &mut Vec<Finding>, talk: Option<(&str, Option<u32>)>| {
         referenced.insert(key.to_string());
         match people.get(key) {
             Some(p) => Some(RawPerson { role: Some(role), ..p.clone() }),
             None => {
                 let mut f = Finding::error(file, format!("unknown person {key:?}; add them under people:"));
-                if let Some(t) = talk {
-                    f = f.talk(t);
+                if let Some((t, line)) = talk {
+                    f = f.talk(t).at(line);
                 }
                 findings.push(f);
                 None
@@ -208,8 +240,11 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
         raw.tracks.push(RawTrack { name: t.name, slug: t.key, kind: t.kind, online_qa: t.online_qa, coordinators });
     }
 
-    for t in doc.talks {
+    let lines = talk_key_lines(text);
+    for (i, t) in doc.talks.into_iter().enumerate() {
+        let line = lines.get(i).filter(|(k, _)| *k == t.key).map(|(_, l)| *l);
         let mut ev = RawEvent::new(t.title);
+        ev.line = line;
         ev.key = Some(t.key.clone());
         ev.subtitle = t.subtitle;
         ev.abstract_text = t.abstract_text;
@@ -223,7 +258,7 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
                 }
                 None => {
                     raw.findings.push(
-                        Finding::error(file, format!("unknown track {track:?}; declare it under tracks:")).talk(&t.key),
+                        Finding::error(file, format!("unknown track {track:?}; declare it under tracks:")).talk(&t.key).at(line),
                     );
                     ev.track = Some(track.clone());
                 }
@@ -236,7 +271,7 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
                     file,
                     format!("start {:?} is not a date and time (write 2026-03-14 10:00, or RFC 3339)", t.start),
                 )
-                .talk(&t.key),
+                .talk(&t.key).at(line),
             );
         }
         ev.duration = match (&t.duration, &t.end) {
@@ -244,7 +279,7 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
                 let d = m.checked_mul(60).and_then(super::assemble::bounded_seconds);
                 if d.is_none() {
                     raw.findings.push(
-                        Finding::error(file, format!("duration {m} minutes is negative or longer than a week")).talk(&t.key),
+                        Finding::error(file, format!("duration {m} minutes is negative or longer than a week")).talk(&t.key).at(line),
                     );
                 }
                 d
@@ -254,7 +289,7 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
                 if d.is_none() {
                     raw.findings.push(
                         Finding::error(file, format!("duration {s:?} is not readable (write 30m, 1h30m or 0:30)"))
-                            .talk(&t.key),
+                            .talk(&t.key).at(line),
                     );
                 }
                 d
@@ -265,25 +300,25 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
                 _ => {
                     raw.findings.push(
                         Finding::error(file, format!("end {end:?} is not readable in the same form as start"))
-                            .talk(&t.key),
+                            .talk(&t.key).at(line),
                     );
                     None
                 }
             },
             (None, None) => {
-                raw.findings.push(Finding::error(file, "the talk has neither duration nor end").talk(&t.key));
+                raw.findings.push(Finding::error(file, "the talk has neither duration nor end").talk(&t.key).at(line));
                 None
             }
         };
         ev.qa_start = t.qa_start.as_deref().and_then(parse_when);
         if t.qa_start.is_some() && ev.qa_start.is_none() {
-            raw.findings.push(Finding::error(file, "qa_start is not a date and time").talk(&t.key));
+            raw.findings.push(Finding::error(file, "qa_start is not a date and time").talk(&t.key).at(line));
         }
         for s in &t.speakers {
-            ev.persons.extend(person_ref(s, super::model::Role::Speaker, &mut raw.findings, Some(&t.key)));
+            ev.persons.extend(person_ref(s, super::model::Role::Speaker, &mut raw.findings, Some((&t.key, line))));
         }
         for h in &t.hosts {
-            ev.persons.extend(person_ref(h, super::model::Role::Host, &mut raw.findings, Some(&t.key)));
+            ev.persons.extend(person_ref(h, super::model::Role::Host, &mut raw.findings, Some((&t.key, line))));
         }
         raw.events.push(ev);
     }
