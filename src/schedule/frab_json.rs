@@ -122,8 +122,38 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Str
     })
 }
 
+/// Byte offset of the first array or object nested more than `max` deep, if any (strings skipped). serde_json bounds
+/// what it builds, but skips unknown keys to any depth: a schedule that deep is damaged or hostile either way.
+fn too_deep(text: &str, max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, b) in text.bytes().enumerate() {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (_, b'"') => in_string = !in_string,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Reads a frab/pretalx JSON schedule into the raw model.
-pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
+pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, ScheduleError> {
+    if let Some(offset) = too_deep(text, max_depth) {
+        return Err(ScheduleError::at_offset(
+            file,
+            text.as_bytes(),
+            offset,
+            format!("arrays and objects are nested more than {max_depth} deep here; a schedule never is. The file is damaged or hostile"),
+        ));
+    }
     let root: Root = serde_json::from_str(text).map_err(|e| ScheduleError {
         file: file.to_string(),
         line: Some(super::to_u32(e.line())),
@@ -242,21 +272,22 @@ mod tests {
 
     #[test]
     fn syntax_error_has_line_and_column() {
-        let err = read("s.json", "{\n  \"schedule\": {\n    \"conference\": [,]\n}}").unwrap_err();
+        let err = read("s.json", "{\n  \"schedule\": {\n    \"conference\": [,]\n}}", 64).unwrap_err();
         assert_eq!(err.line, Some(3));
         assert!(err.column.is_some());
     }
 
     #[test]
     fn speaker_feed_is_pointed_to_people() {
-        let err = read("f.json", r#"{"talks": [], "tracks": []}"#).unwrap_err();
+        let err = read("f.json", r#"{"talks": [], "tracks": []}"#, 64).unwrap_err();
         assert!(err.message.contains("--people"), "{err}");
     }
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(read("d.json", &deep).is_err());
+        let err = read("d.json", &deep, 64).unwrap_err();
+        assert!(err.message.contains("nested more than 64 deep") && err.column == Some(65), "{err}");
     }
 
     #[test]

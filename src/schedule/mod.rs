@@ -243,8 +243,8 @@ pub fn read(file: &str, bytes: &[u8], opts: &ReadOptions) -> Result<Parsed, Sche
     };
     let raw = match format {
         Format::PentabarfXml => pentabarf::read(file, text, opts)?,
-        Format::FrabJson => frab_json::read(file, text)?,
-        Format::Yaml => yaml::read(file, text)?,
+        Format::FrabJson => frab_json::read(file, text, opts.max_depth)?,
+        Format::Yaml => yaml::read(file, text, opts.max_depth)?,
     };
     let (conference, mut findings) = assemble::assemble(file, raw, opts);
     if conference.talks.is_empty() {

@@ -167,8 +167,88 @@ fn talk_key_lines(text: &str) -> Vec<(String, u32)> {
     out
 }
 
+/// Byte offset of the first flow collection (`[` or `{`) nested more than `max` deep, if any. The YAML library's
+/// scanner takes time quadratic in flow nesting (200,000 levels ran for minutes before any check of ours), so this
+/// runs first. Lexical and linear: counts brackets that open a collection where a value starts, and skips quoted
+/// scalars, comments and block scalars (`|`, `>`), so brackets in titles and abstracts do not count.
+pub(crate) fn too_deep(text: &str, max: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    // Whether a value may start here (line start, after "- ", ": ", ",", "[", "{", "? "), and the current line's indent.
+    let (mut value_start, mut indent, mut line_start) = (true, 0usize, true);
+    // Block scalar: lines indented more than this belong to it.
+    let mut block: Option<usize> = None;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if line_start {
+            let spaces = bytes[i..].iter().take_while(|&&b| b == b' ').count();
+            let blank = matches!(bytes.get(i + spaces), None | Some(b'\n' | b'\r'));
+            if let Some(parent) = block {
+                if blank || spaces > parent {
+                    i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p + 1);
+                    continue;
+                }
+                block = None;
+            }
+            (indent, line_start) = (spaces, false);
+            i += spaces;
+            continue;
+        }
+        match c {
+            b'\n' => (line_start, value_start) = (true, true),
+            b'#' if i == 0 || bytes[i - 1].is_ascii_whitespace() => {
+                i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p);
+                continue;
+            }
+            b'\'' | b'"' if value_start => {
+                // A quoted scalar, possibly over several lines.
+                let mut j = i + 1;
+                while j < bytes.len() {
+                    match bytes[j] {
+                        b'\\' if c == b'"' => j += 1,
+                        b'\'' if c == b'\'' && bytes.get(j + 1) == Some(&b'\'') => j += 1,
+                        q if q == c => break,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                (i, value_start) = (j + 1, false);
+                continue;
+            }
+            b'[' | b'{' if value_start => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' if depth > 0 => depth -= 1,
+            b'|' | b'>' if value_start && depth == 0 => block = Some(indent),
+            b',' => value_start = true,
+            b'-' | b':' | b'?' if bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()) => value_start = true,
+            b' ' | b'\t' | b'\r' => {}
+            _ => value_start = false,
+        }
+        i += 1;
+    }
+    None
+}
+
+/// [`too_deep`] as the error a reader returns.
+pub(crate) fn check_depth(file: &str, text: &str, max: usize) -> Result<(), ScheduleError> {
+    match too_deep(text, max) {
+        Some(offset) => Err(ScheduleError::at_offset(
+            file,
+            text.as_bytes(),
+            offset,
+            format!("lists and maps are nested more than {max} deep here; a schedule never is. The file is damaged or hostile"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Reads our YAML schedule into the raw model.
-pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
+pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, ScheduleError> {
+    check_depth(file, text, max_depth)?;
     let doc: Doc = yaml_serde::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((None, None), |l| {
             (Some(super::to_u32(l.line())), Some(super::to_u32(l.column())))
@@ -177,7 +257,13 @@ pub fn read(file: &str, text: &str) -> Result<RawSchedule, ScheduleError> {
             file: file.to_string(),
             line,
             column,
-            message: format!("this is not a readable Stagehand YAML schedule: {e} (see schedules/example.yaml)"),
+            message: if e.to_string().contains("repetition limit exceeded") {
+                "aliases (*name) in this file expand to more than a schedule ever holds (an alias bomb?); write the \
+                 values out instead of repeating anchors"
+                    .to_string()
+            } else {
+                format!("this is not a readable Stagehand YAML schedule: {e} (see schedules/example.yaml)")
+            },
         }
     })?;
     let mut raw = RawSchedule {
@@ -349,7 +435,7 @@ mod tests {
 
     #[test]
     fn typo_in_a_key_is_an_error_with_a_line() {
-        let err = read("c.yaml", "conference:\n  title: X\ntalks:\n  - key: a\n    titel: Oops\n").unwrap_err();
+        let err = read("c.yaml", "conference:\n  title: X\ntalks:\n  - key: a\n    titel: Oops\n", 64).unwrap_err();
         assert_eq!(err.line, Some(5));
         assert!(err.message.contains("titel"), "{err}");
     }
@@ -365,7 +451,26 @@ mod tests {
         }
         bomb.push_str("conference: {title: *i}\n");
         // 9^9 strings if expanded: it must be refused, not built.
-        let err = read("bomb.yaml", &bomb).unwrap_err();
+        let err = read("bomb.yaml", &bomb, 64).unwrap_err();
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_yaml_library_scans_it() {
+        let deep = format!("conference: {{title: T}}\npeople:\n  - {{key: a, name: A, matrix: {}{}}}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let err = read("deep.yaml", &deep, 64).unwrap_err();
+        assert_eq!(err.line, Some(3), "{err}");
+        assert!(err.message.contains("nested more than 64 deep"), "{err}");
+    }
+
+    #[test]
+    fn brackets_in_text_quotes_comments_and_block_scalars_do_not_count() {
+        let mut text = String::from("conference: {title: \"[[[[\", timezone: 'it''s [['}\n# [[[[[[\ntalks:\n");
+        for i in 0..100 {
+            text.push_str(&format!("  - key: t{i}\n    title: Unbalanced [ja {{no\n    abstract: |\n      [[[ {{{{ a block\n      [[[\n    start: \"2026-03-14 10:00\"\n    duration: 30\n"));
+        }
+        assert_eq!(too_deep(&text, 2), None);
+        assert_eq!(too_deep("a: [[[x]]]\n", 2), Some(5));
+        assert_eq!(too_deep("- {a: [b, {c: [d]}]}\n", 3), Some(14));
     }
 }
