@@ -229,13 +229,46 @@ async fn dry_run_lists_what_would_change_and_writes_nothing() {
 fn fosdem_subset(file: &str, tracks: &[&str]) -> Conference {
     let path = common::root().join("../shared/schedules/fosdem").join(file);
     let bytes = std::fs::read(path).unwrap();
-    let mut c = schedule::read(file, &bytes, &ReadOptions::default()).unwrap().conference;
+    subset(schedule::read(file, &bytes, &ReadOptions::default()).unwrap().conference, tracks)
+}
+
+/// Only these tracks (by key) and their talks; all of them when `tracks` is empty.
+fn subset(mut c: Conference, tracks: &[&str]) -> Conference {
     if tracks.is_empty() {
         return c;
     }
     c.tracks.retain(|t| tracks.contains(&t.key.as_str()));
     c.talks.retain(|t| t.track.as_deref().is_some_and(|k| tracks.contains(&k)));
     c
+}
+
+/// FOSDEM changed every event id between two 2024 exports and kept the guids. A derived pair (two small tracks of a
+/// 2026 snapshot, then the same with every id rewritten) builds onto the same rooms: nothing created, nothing
+/// cancelled, nothing written, as counted by the requests that reached Synapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talk_identity_survives_every_id_changing() {
+    let (user, hs, proxy) = bot("bot-ids").await;
+    let api = Api::new(&synapse().url, &user.token);
+    let file = "fosdem-2026.snapshot-2026-02-02.xml";
+    let text = std::fs::read_to_string(common::root().join("../shared/schedules/fosdem").join(file)).unwrap();
+    let read = |t: &str| schedule::read(file, t.as_bytes(), &ReadOptions::default()).unwrap().conference;
+    let full = read(&text);
+    let tracks: Vec<String> = full.tracks.iter().filter(|t| t.name == "Plan 9" || t.name == "FPGA and VLSI").map(|t| t.key.clone()).collect();
+    let tracks: Vec<&str> = tracks.iter().map(String::as_str).collect();
+    let before = subset(full.clone(), &tracks);
+    let after = subset(read(&common::with_event_ids_rewritten(&text)), &tracks);
+    assert_eq!(before.talks.len(), 8);
+    assert!(before.talks.iter().zip(&after.talks).all(|(t, u)| t.id != u.id && t.guid == u.guid), "every id changes, no guid");
+    let cfg = config("fosdem-ids", "12", "");
+    let (plan_a, plan_b) = (plan::plan(&before, &cfg), plan::plan(&after, &cfg));
+    build(&hs, &plan_a, "12").await;
+    assert_eq!(proxy.succeeded("createRoom"), plan_a.rooms.len());
+    let rooms = rooms_by_locator(&api, "fosdem-ids").await;
+    proxy.reset();
+    let report = build(&hs, &plan_b, "12").await;
+    proxy.assert_no_writes("the build after every id changed");
+    assert_eq!((report.created, report.cancelled, report.unchanged), (0, 0, plan_b.rooms.len()), "{}", report.summary());
+    assert_eq!(rooms_by_locator(&api, "fosdem-ids").await, rooms, "the same rooms, each once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

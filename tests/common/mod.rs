@@ -318,6 +318,35 @@ pub fn with_env(test: &str, vars: &[(&str, &str)]) -> bool {
     false
 }
 
+/// A Pentabarf export with every `<event id="N">` rewritten (N + 1,000,000) and everything else, guids included, kept:
+/// what FOSDEM did between two 2024 exports.
+pub fn with_event_ids_rewritten(xml: &str) -> String {
+    const TAG: &str = " id=\"";
+    let mut out = String::with_capacity(xml.len() + xml.len() / 100);
+    let mut rest = xml;
+    while let Some(at) = rest.find("<event ") {
+        let (before, tag) = rest.split_at(at);
+        out.push_str(before);
+        let end = tag.find('>').unwrap_or(tag.len());
+        let (head, tail) = tag.split_at(end);
+        match head.find(TAG).and_then(|i| {
+            let digits = &head[i + TAG.len()..];
+            let n = digits.find('"')?;
+            Some((i + TAG.len(), n, digits[..n].parse::<u64>().ok()?))
+        }) {
+            Some((start, len, id)) => {
+                out.push_str(&head[..start]);
+                out.push_str(&(id + 1_000_000).to_string());
+                out.push_str(&head[start + len..]);
+            }
+            None => out.push_str(head),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
