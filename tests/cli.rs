@@ -188,28 +188,86 @@ fn diff_lists_changes_between_two_yaml_versions() {
     assert_eq!(kinds, [("retimed", "closing"), ("retitled", "rust-async"), ("respeakered", "rust-async")]);
 }
 
+const PEOPLE_CSV: &str = "key,name,email,matrix,role,track,talk\n9012,,john@example.org,@john:example.org;@jt:matrix.org,,,\n\
+                          ,Ilian Interlocutor,,@ilian:example.org,host,,E001\nboss,Bea Boss,bea@example.org,,coordinator,Track01,\n";
+
+/// The people file's Matrix IDs, e-mails and roles, compared with the plan room by room (not only counted).
 #[test]
 fn people_files_add_matrix_ids_and_roles() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = write(
-        dir.path(),
-        "people.csv",
-        "key,name,email,matrix,role,track,talk\n9012,,john@example.org,@john:example.org;@jt:matrix.org,,,\n\
-         ,Ilian Interlocutor,,@ilian:example.org,host,,E001\nboss,Bea Boss,bea@example.org,,coordinator,Track01,\n",
-    );
-    let out = run(&[
-        "plan",
-        "../shared/schedules/conference-bot/pentabarf02_withqa.xml",
-        "--people",
-        &csv,
-        "--json",
-    ]);
+    let csv = write(dir.path(), "people.csv", PEOPLE_CSV);
+    let schedule = "../shared/schedules/conference-bot/pentabarf02_withqa.xml";
+    let out = run(&["plan", schedule, "--people", &csv, "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["validate", "../shared/schedules/conference-bot/pentabarf02_withqa.xml", "--people", &csv, "--json"]);
+    let plan = json(&out);
+    // room -> (person, role, power, Matrix IDs, e-mails), sorted.
+    let mut members: Vec<(String, String, String, i64, String, String)> = Vec::new();
+    for room in plan["rooms"].as_array().unwrap() {
+        for m in room["members"].as_array().unwrap() {
+            let list = |k: &str| m[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>().join(" ");
+            members.push((text_of(room, "key"), text_of(m, "person"), text_of(m, "role"), m["power"].as_i64().unwrap(), list("user_ids"), list("emails")));
+        }
+    }
+    members.sort();
+    let row = |room: &str, person: &str, role: &str, power: i64, ids: &str, emails: &str| {
+        (room.to_string(), person.to_string(), role.to_string(), power, ids.to_string(), emails.to_string())
+    };
+    let john = ("9012", "@john:example.org @jt:matrix.org", "john@example.org");
+    let ilian = ("6526", "@ilian:example.org", "");
+    let bea = ("boss", "", "bea@example.org");
+    let expected = vec![
+        // Ilian hosts E001 by the people file (matched by name), Bea coordinates Track01, so its backstage.
+        row("backstage/track01", ilian.0, "host", 50, ilian.1, ilian.2),
+        row("backstage/track01", bea.0, "coordinator", 50, bea.1, bea.2),
+        row("support/speakers", ilian.0, "speaker", 0, ilian.1, ilian.2),
+        row("support/speakers", john.0, "speaker", 0, john.1, john.2),
+        row("support/speakers", "90367", "speaker", 0, "", ""),
+        row("talk/E001", ilian.0, "host", 50, ilian.1, ilian.2),
+        row("talk/E001", john.0, "speaker", 50, john.1, john.2),
+        row("talk/E001", "90367", "speaker", 50, "", ""),
+        row("talk/E001", bea.0, "coordinator", 50, bea.1, bea.2),
+        row("talk/E002", ilian.0, "speaker", 50, ilian.1, ilian.2),
+    ];
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(members, expected);
+    // Ilian's entry has no key: matched by display name, said with both sides and the line.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("people.csv:3: warning: the entry \"Ilian Interlocutor\" has no key") && stderr.contains("schedule person 6526 (\"Ilian Interlocutor\") by display name only"),
+        "{stderr}"
+    );
+    let out = run(&["validate", schedule, "--people", &csv, "--json"]);
     let v = json(&out);
     // Bea is new (a coordinator who gives no talk): 3 speakers + 1.
     assert_eq!(v["people"], 4);
     assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
+}
+
+fn text_of(v: &serde_json::Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_string()
+}
+
+/// `schedule.refuse_name_only_matches: true`: the name-only match is an error and its attributes are not applied.
+#[test]
+fn a_name_only_match_can_be_refused_by_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "people.csv", PEOPLE_CSV);
+    let cfg = write(
+        dir.path(),
+        "c.yaml",
+        format!(
+            "conference: {{id: x}}\nhomeserver: {{server_name: example.org}}\nschedule: {{source: ../shared/schedules/conference-bot/pentabarf02_withqa.xml, people: {csv}, refuse_name_only_matches: true}}\n"
+        ),
+    );
+    let out = run(&["validate", "--config", &cfg, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{v}");
+    assert_eq!(errors[0]["line"], 3);
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("\"Ilian Interlocutor\"") && message.contains("6526") && message.contains("refused"), "{message}");
 }
 
 #[test]

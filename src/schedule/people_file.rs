@@ -2,7 +2,8 @@
 //!
 //! Three shapes are read: a YAML list, a CSV table (header `key,name,email,matrix,role,track,talk`), and FOSDEM's
 //! speaker feed (`{"talks": [...], "tracks": [...]}` with `event_role`, `email`, `matrix_id`). Entries match a
-//! schedule person by person key, then by e-mail, then by name only when exactly one person has that name.
+//! schedule person by person key, then by e-mail, then by name only when exactly one person has that name: a
+//! name-only match is a warning naming both sides, or refused (an error) when the config says so.
 
 use serde::Deserialize;
 
@@ -242,12 +243,62 @@ fn read_csv(file: &str, text: &str) -> Result<Vec<PeopleEntry>, ScheduleError> {
     Ok(out)
 }
 
-/// Applies people entries to a conference. Returns findings for entries that matched nobody or named unknown talks.
-pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>) -> Vec<Finding> {
+/// What to do with an entry that matches a schedule person by display name only (no key, no known e-mail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameOnly {
+    /// Apply it, with a warning naming both sides.
+    #[default]
+    Warn,
+    /// Do not apply it: an error naming both sides.
+    Refuse,
+}
+
+/// How an entry found its schedule person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    KeyOrEmail,
+    NameOnly,
+}
+
+/// Applies people entries to a conference. Returns findings for entries that matched nobody, matched by name only, or
+/// named unknown talks.
+pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>, by_name: NameOnly) -> Vec<Finding> {
     let mut findings = Vec::new();
     for entry in entries {
         let idx = match find_person(conf, &entry) {
-            Ok(Some(i)) => i,
+            Ok(Some((i, Match::KeyOrEmail))) => i,
+            Ok(Some((i, Match::NameOnly))) => {
+                let p = &conf.people[i];
+                let both = format!(
+                    "the entry {:?} has no key and no e-mail the schedule knows, and matches schedule person {} ({:?}) \
+                     by display name only",
+                    entry.name.as_deref().unwrap_or_default(),
+                    p.key,
+                    p.name
+                );
+                if by_name == NameOnly::Refuse {
+                    findings.push(
+                        Finding::error(
+                            file,
+                            format!("{both}; refused (schedule.refuse_name_only_matches): add `key: {}` to the entry", p.key),
+                        )
+                        .at(entry.line),
+                    );
+                    continue;
+                }
+                findings.push(
+                    Finding::warning(
+                        file,
+                        format!(
+                            "{both}; check that they are the same person and add `key: {}` to the entry to make it \
+                             certain (schedule.refuse_name_only_matches: true refuses such matches)",
+                            p.key
+                        ),
+                    )
+                    .at(entry.line),
+                );
+                i
+            }
             Ok(None) => {
                 let Some(key) = entry
                     .key
@@ -327,15 +378,15 @@ pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>) -> Ve
 }
 
 /// Person key first, then e-mail, then a unique exact name. Never a guess between several.
-fn find_person(conf: &Conference, e: &PeopleEntry) -> Result<Option<usize>, String> {
+fn find_person(conf: &Conference, e: &PeopleEntry) -> Result<Option<(usize, Match)>, String> {
     if let Some(k) = &e.key
         && let Some(i) = conf.people.iter().position(|p| &p.key == k)
     {
-        return Ok(Some(i));
+        return Ok(Some((i, Match::KeyOrEmail)));
     }
     for mail in &e.emails {
         if let Some(i) = conf.people.iter().position(|p| p.emails.iter().any(|x| x.eq_ignore_ascii_case(mail))) {
-            return Ok(Some(i));
+            return Ok(Some((i, Match::KeyOrEmail)));
         }
     }
     if e.key.is_none()
@@ -344,7 +395,7 @@ fn find_person(conf: &Conference, e: &PeopleEntry) -> Result<Option<usize>, Stri
         let n = clean_text(n);
         let hits: Vec<usize> = conf.people.iter().enumerate().filter(|(_, p)| p.name == n).map(|(i, _)| i).collect();
         match hits.as_slice() {
-            [i] => return Ok(Some(*i)),
+            [i] => return Ok(Some((*i, Match::NameOnly))),
             [] => {}
             _ => {
                 return Err(format!(
