@@ -294,3 +294,70 @@ fn a_command_that_hangs_fails_the_test_and_says_what_it_waited_for() {
     assert!(message.contains("sleep 30: still running after 300ms"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// One HTTP GET over a plain TCP connection: (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+/// `stagehand serve`: it says where it listens, answers /healthz and the home page, and stops cleanly on SIGTERM.
+#[test]
+fn serve_answers_health_and_the_home_page_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "c.yaml", "conference: {id: camp-serve}\nhomeserver: {server_name: example.org}\n");
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let mut child = bin()
+        .args(["serve", "schedules/example.yaml", "--config", &cfg, "--listen", &addr])
+        .env("STAGEHAND_WIDGET_SECRET", "a-test-secret-of-enough-length")
+        .current_dir(root())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let said = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("serving on") => break line,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("stagehand serve never said it was serving ({e})");
+            }
+        }
+    };
+    assert!(said.contains(&format!("http://{addr}")), "{said}");
+    let health = http_get(&addr, "/healthz");
+    let home = http_get(&addr, "/");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("stagehand serve did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(health, ("HTTP/1.1 200 OK".to_string(), "ok".to_string()));
+    assert!(home.0.contains("200") && home.1.contains("Matrix Camp 2026"), "{home:?}");
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+}
