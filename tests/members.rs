@@ -84,6 +84,15 @@ impl Cast {
         out
     }
 
+    /// `stagehand plan --json` without a homeserver: the plan's rooms, aliases and members.
+    fn offline_plan(&self, config: &std::path::Path) -> Value {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stagehand"));
+        cmd.args(["plan", "--json", "--config"]).arg(config).current_dir(common::root());
+        let out = common::output_within(&mut cmd, common::CLI_LIMIT, "stagehand plan --json");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn json(&self, args: &[&str], config: &std::path::Path) -> Value {
         common::stagehand_json(args, config, &self.proxy.url, &self.users["bot"].token)
     }
@@ -106,10 +115,14 @@ impl Cast {
         self.proxy.invites().into_iter().collect()
     }
 
-    async fn room(&self, alias_local: &str) -> String {
-        let (status, body) = self.api("bot").get(&format!("/_matrix/client/v3/directory/room/{}", enc(&format!("#{}-{alias_local}:localhost", self.prefix)))).await;
-        assert_eq!(status, 200, "{alias_local}: {body}");
+    async fn room_by_alias(&self, alias: &str) -> String {
+        let (status, body) = self.api("bot").get(&format!("/_matrix/client/v3/directory/room/{}", enc(alias))).await;
+        assert_eq!(status, 200, "{alias}: {body}");
         body["room_id"].as_str().unwrap().to_string()
+    }
+
+    async fn room(&self, alias_local: &str) -> String {
+        self.room_by_alias(&format!("#{}-{alias_local}:localhost", self.prefix)).await
     }
 
     /// user id -> membership, from the server.
@@ -214,13 +227,36 @@ async fn attendance_matches_the_server_and_names_who_cannot_be_reached() {
     cast.join("carol", &t1).await;
     let (status, _) = cast.api("dave").post(&format!("/_matrix/client/v3/rooms/{}/leave", enc(&t1)), &serde_json::json!({})).await;
     assert_eq!(status, 200);
+    // Another room with someone joined and someone who left: the backstage.
+    let backstage = cast.room("rust-backstage").await;
+    cast.join("carol", &backstage).await;
+    let (status, _) = cast.api("dave").post(&format!("/_matrix/client/v3/rooms/{}/leave", enc(&backstage)), &serde_json::json!({})).await;
+    assert_eq!(status, 200);
     let out = cast.stagehand(&["attendance", "--csv"], &cfg);
     let mut rdr = csv::Reader::from_reader(out.stdout.as_slice());
     let rows: Vec<HashMap<String, String>> = rdr.deserialize().map(|r| r.unwrap()).collect();
-    let server = cast.members(&t1).await;
-    let t1_rows: Vec<_> = rows.iter().filter(|r| r["room"] == "talk/t1").collect();
-    assert_eq!(t1_rows.len(), 5, "alice, bob, erin, dave, carol: {t1_rows:?}");
-    for r in &t1_rows {
+    // Every row of every room against that room's members on the server, and every planned (room, person) of the
+    // talk rooms and backstages (what attendance covers) has a row.
+    let plan = cast.offline_plan(&cfg);
+    let mut planned_pairs = Vec::new();
+    let covered = |key: &str| key.starts_with("talk/") || key.starts_with("backstage/");
+    for room in plan["rooms"].as_array().unwrap().iter().filter(|r| covered(r["key"].as_str().unwrap())) {
+        for m in room["members"].as_array().unwrap() {
+            planned_pairs.push((room["key"].as_str().unwrap().to_string(), m["person"].as_str().unwrap().to_string()));
+        }
+    }
+    let mut row_pairs: Vec<(String, String)> = rows.iter().map(|r| (r["room"].clone(), r["person"].clone())).collect();
+    planned_pairs.sort();
+    row_pairs.sort();
+    assert_eq!(row_pairs, planned_pairs);
+    let alias_of = |key: &str| plan["rooms"].as_array().unwrap().iter().find(|r| r["key"] == key).unwrap()["alias"].as_str().unwrap().to_string();
+    let mut servers: HashMap<String, HashMap<String, String>> = HashMap::new();
+    for r in &rows {
+        if !servers.contains_key(&r["room"]) {
+            let id = cast.room_by_alias(&alias_of(&r["room"])).await;
+            servers.insert(r["room"].clone(), cast.members(&id).await);
+        }
+        let server = &servers[&r["room"]];
         let expected = match r["person"].as_str() {
             "erin" => "email_only".to_string(),
             _ => {
@@ -231,6 +267,11 @@ async fn attendance_matches_the_server_and_names_who_cannot_be_reached() {
         };
         assert_eq!(r["presence"], expected, "{r:?}");
     }
+    assert_eq!(servers.len(), 3, "rooms checked: {:?}", servers.keys());
+    let t1_rows: Vec<_> = rows.iter().filter(|r| r["room"] == "talk/t1").collect();
+    assert_eq!(t1_rows.len(), 5, "alice, bob, erin, dave, carol: {t1_rows:?}");
+    let backstage: HashMap<&str, &str> = rows.iter().filter(|r| r["room"] == "backstage/rust").map(|r| (r["person"].as_str(), r["presence"].as_str())).collect();
+    assert_eq!((backstage["carol"], backstage["dave"]), ("joined", "declined"), "{backstage:?}");
     let presence: HashMap<&str, &str> = t1_rows.iter().map(|r| (r["person"].as_str(), r["presence"].as_str())).collect();
     assert_eq!(presence["alice"], "joined", "one of her two IDs joined");
     assert_eq!(presence["dave"], "declined");
@@ -242,6 +283,30 @@ async fn attendance_matches_the_server_and_names_who_cannot_be_reached() {
     cast.proxy.reset();
     cast.apply(&cfg);
     assert_eq!(cast.proxy.invites(), Vec::new(), "{:?}", cast.proxy.counts());
+
+    // Power on the server, every room, is the plan's: each planned Matrix ID at its role's level, nobody else but
+    // the bot (room version 12 lists no creator).
+    for room in plan["rooms"].as_array().unwrap() {
+        let mut planned = serde_json::Map::new();
+        for m in room["members"].as_array().unwrap().iter().filter(|m| m["power"].as_i64() > Some(0)) {
+            for uid in m["user_ids"].as_array().unwrap() {
+                planned.insert(uid.as_str().unwrap().to_string(), m["power"].clone());
+            }
+        }
+        let id = cast.room_by_alias(room["alias"].as_str().unwrap()).await;
+        let server = cast.power(&id).await;
+        let server = server.as_object().cloned().unwrap_or_default();
+        assert_eq!(server, planned, "{}", room["key"]);
+    }
+
+    // `plan --homeserver` on a retitled talk: the update with the field's old and new value, and nothing written.
+    cast.files(&TALKS_V1.replace("title: Two,", "title: Two revised,"));
+    cast.proxy.reset();
+    let shown = String::from_utf8(cast.stagehand(&["plan"], &cfg).stdout).unwrap();
+    cast.proxy.assert_no_writes("plan --homeserver");
+    let line = shown.lines().find(|l| l.contains("m.room.name")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains("Two") && line.contains("Two revised"), "{shown}");
+    assert!(shown.contains("talk/t2"), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
