@@ -96,6 +96,24 @@ fn a_100_mb_file_is_refused_by_size() {
     }
 }
 
+/// Large JSON files of small objects (40 MB) where the reader expects none: nothing may build a tree several times
+/// the file's size (the search for records the reader did not understand; the speaker-feed check, which kept its
+/// whole `talks` value and aborted over the cap).
+#[test]
+fn large_json_files_of_unexpected_objects_stay_within_the_memory_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = vec!["{\"a\":1}"; 5_000_000].join(",");
+    let cases = [
+        ("extra.json", format!("{{\"schedule\": {{\"conference\": {{\"title\": \"T\", \"extra\": [{objects}]}}}}}}"), "holds no talks"),
+        ("feed.json", format!("{{\"talks\": [{objects}]}}"), "speaker feed"),
+    ];
+    for (name, text, expect) in cases {
+        let file = write(dir.path(), name, &text);
+        let out = validate_capped(&[&file.display().to_string()]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains(expect), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 #[test]
 fn tens_of_thousands_of_duplicate_keys_end_in_a_clear_error() {
     const N: usize = 50_000;

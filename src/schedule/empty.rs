@@ -16,6 +16,9 @@ fn expected(format: Format) -> &'static str {
     }
 }
 
+/// Largest JSON text searched for talk-like records.
+const MAX_JSON_LOOK: usize = 16 * 1024 * 1024;
+
 /// Keys that make a JSON object look like a talk: one naming it and one placing it in time.
 const TITLE_KEYS: &[&str] = &["title", "name"];
 const TIME_KEYS: &[&str] = &["start", "date", "start_time", "starts_at", "schedule_start", "begin", "start_date"];
@@ -60,7 +63,10 @@ pub(crate) fn check(file: &str, format: Format, text: &str, findings: &mut Vec<F
     let holds = match format {
         Format::FrabJson => {
             let mut best = None;
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+            // A parsed tree takes several times the text's size: larger files get the warning only.
+            if text.len() <= MAX_JSON_LOOK
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(text)
+            {
                 json_records(&v, &mut Vec::new(), &mut best);
             }
             best.map(|(path, n)| format!("{n} talk-like records (objects with a title and a start) in {path}"))

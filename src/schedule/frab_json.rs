@@ -16,7 +16,7 @@ use super::{Finding, ScheduleError};
 #[derive(Deserialize)]
 struct Root {
     schedule: Option<Schedule>,
-    talks: Option<serde_json::Value>,
+    talks: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
