@@ -114,6 +114,15 @@ fn large_json_files_of_unexpected_objects_stay_within_the_memory_cap() {
     }
 }
 
+/// 20 MB of tiny YAML values: the YAML library would keep each as an event (1.8 GB, an abort under the cap); refused
+/// by count first.
+#[test]
+fn a_yaml_file_of_millions_of_values_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "many.yaml", &format!("conference: {{title: T}}\nrooms: [{}]\n", vec!["a"; 10_000_000].join(",")));
+    refused(&file, "keys and values by here");
+}
+
 #[test]
 fn tens_of_thousands_of_duplicate_keys_end_in_a_clear_error() {
     const N: usize = 50_000;

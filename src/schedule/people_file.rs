@@ -165,7 +165,7 @@ pub fn read(file: &str, text: &str) -> Result<Vec<PeopleEntry>, ScheduleError> {
     if first_line.contains(',') && !first_line.contains(':') {
         return read_csv(file, text);
     }
-    super::yaml::check_depth(file, text, super::ReadOptions::default().max_depth)?;
+    super::yaml::check_shape(file, text, super::ReadOptions::default().max_depth)?;
     let doc: YamlDoc = yaml_serde::from_str(text).map_err(|e| {
         let loc = e.location();
         ScheduleError {

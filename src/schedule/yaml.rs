@@ -167,13 +167,27 @@ fn talk_key_lines(text: &str) -> Vec<(String, u32)> {
     out
 }
 
-/// Byte offset of the first flow collection (`[` or `{`) nested more than `max` deep, if any. The YAML library's
-/// scanner takes time quadratic in flow nesting (200,000 levels ran for minutes before any check of ours), so this
-/// runs first. Lexical and linear: counts brackets that open a collection where a value starts, and skips quoted
-/// scalars, comments and block scalars (`|`, `>`), so brackets in titles and abstracts do not count.
-pub(crate) fn too_deep(text: &str, max: usize) -> Option<usize> {
+/// Most keys and values a YAML file may hold. The YAML library keeps every event of a document in memory, about
+/// 180 bytes each (20 MB of `a,a,a,...` took 1.8 GB); a hand-written schedule of 20,000 talks holds about 300,000.
+pub(crate) const MAX_VALUES: usize = 1_000_000;
+
+/// What [`shape`] found wrong, and where (byte offset).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A flow collection nested deeper than allowed.
+    TooDeep(usize),
+    /// More keys and values than [`MAX_VALUES`].
+    TooMany(usize),
+}
+
+/// The first flow collection (`[` or `{`) nested more than `max` deep, or the value past [`MAX_VALUES`], if any.
+/// The YAML library's scanner takes time quadratic in flow nesting (200,000 levels ran for minutes before any check
+/// of ours) and memory far beyond the text's size, so this runs first. Lexical and linear: counts brackets that open
+/// a collection where a value starts, and the scalars that start there; skips quoted scalars, comments and block
+/// scalars (`|`, `>`), so brackets in titles and abstracts do not count.
+pub(crate) fn shape(text: &str, max: usize) -> Option<Shape> {
     let bytes = text.as_bytes();
-    let (mut depth, mut i) = (0usize, 0usize);
+    let (mut depth, mut i, mut values) = (0usize, 0usize, 0usize);
     // Whether a value may start here (line start, after "- ", ": ", ",", "[", "{", "? "), and the current line's indent.
     let (mut value_start, mut indent, mut line_start) = (true, 0usize, true);
     // Block scalar: lines indented more than this belong to it.
@@ -201,6 +215,10 @@ pub(crate) fn too_deep(text: &str, max: usize) -> Option<usize> {
                 continue;
             }
             b'\'' | b'"' if value_start => {
+                values += 1;
+                if values > MAX_VALUES {
+                    return Some(Shape::TooMany(i));
+                }
                 // A quoted scalar, possibly over several lines.
                 let mut j = i + 1;
                 while j < bytes.len() {
@@ -218,7 +236,7 @@ pub(crate) fn too_deep(text: &str, max: usize) -> Option<usize> {
             b'[' | b'{' if value_start => {
                 depth += 1;
                 if depth > max {
-                    return Some(i);
+                    return Some(Shape::TooDeep(i));
                 }
             }
             b']' | b'}' if depth > 0 => depth -= 1,
@@ -226,29 +244,41 @@ pub(crate) fn too_deep(text: &str, max: usize) -> Option<usize> {
             b',' => value_start = true,
             b'-' | b':' | b'?' if bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()) => value_start = true,
             b' ' | b'\t' | b'\r' => {}
-            _ => value_start = false,
+            _ if value_start => {
+                value_start = false;
+                values += 1;
+                if values > MAX_VALUES {
+                    return Some(Shape::TooMany(i));
+                }
+            }
+            _ => {}
         }
         i += 1;
     }
     None
 }
 
-/// [`too_deep`] as the error a reader returns.
-pub(crate) fn check_depth(file: &str, text: &str, max: usize) -> Result<(), ScheduleError> {
-    match too_deep(text, max) {
-        Some(offset) => Err(ScheduleError::at_offset(
-            file,
-            text.as_bytes(),
-            offset,
-            format!("lists and maps are nested more than {max} deep here; a schedule never is. The file is damaged or hostile"),
-        )),
-        None => Ok(()),
-    }
+/// [`shape`] as the error a reader returns.
+pub(crate) fn check_shape(file: &str, text: &str, max: usize) -> Result<(), ScheduleError> {
+    let (offset, message) = match shape(text, max) {
+        None => return Ok(()),
+        Some(Shape::TooDeep(at)) => {
+            (at, format!("lists and maps are nested more than {max} deep here; a schedule never is. The file is damaged or hostile"))
+        }
+        Some(Shape::TooMany(at)) => (
+            at,
+            format!(
+                "more than {MAX_VALUES} keys and values by here; a hand-written schedule never holds that many, and \
+                 reading them would take gigabytes. Export such a schedule as Pentabarf XML or frab JSON"
+            ),
+        ),
+    };
+    Err(ScheduleError::at_offset(file, text.as_bytes(), offset, message))
 }
 
 /// Reads our YAML schedule into the raw model.
 pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, ScheduleError> {
-    check_depth(file, text, max_depth)?;
+    check_shape(file, text, max_depth)?;
     let doc: Doc = yaml_serde::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((None, None), |l| {
             (Some(super::to_u32(l.line())), Some(super::to_u32(l.column())))
@@ -469,8 +499,18 @@ mod tests {
         for i in 0..100 {
             text.push_str(&format!("  - key: t{i}\n    title: Unbalanced [ja {{no\n    abstract: |\n      [[[ {{{{ a block\n      [[[\n    start: \"2026-03-14 10:00\"\n    duration: 30\n"));
         }
-        assert_eq!(too_deep(&text, 2), None);
-        assert_eq!(too_deep("a: [[[x]]]\n", 2), Some(5));
-        assert_eq!(too_deep("- {a: [b, {c: [d]}]}\n", 3), Some(14));
+        assert_eq!(shape(&text, 2), None);
+        assert_eq!(shape("a: [[[x]]]\n", 2), Some(Shape::TooDeep(5)));
+        assert_eq!(shape("- {a: [b, {c: [d]}]}\n", 3), Some(Shape::TooDeep(14)));
+    }
+
+    #[test]
+    fn more_values_than_a_schedule_holds_are_refused_before_parsing() {
+        let many = format!("conference: {{title: T}}\nrooms: [{}]\n", vec!["a"; MAX_VALUES].join(","));
+        let err = read("many.yaml", &many, 64).unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+        assert!(err.message.contains("more than 1000000 keys and values"), "{err}");
+        let fits = format!("rooms: [{}]\n", vec!["'a'"; MAX_VALUES - 2].join(","));
+        assert_eq!(shape(&fits, 64), None);
     }
 }
