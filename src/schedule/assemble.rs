@@ -357,6 +357,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
     let mut ids = Ids { talk_keys: HashMap::new(), keys: Keys::default() };
     let mut talks: Vec<Talk> = Vec::with_capacity(raw.events.len());
     let mut untracked: Vec<String> = Vec::new();
+    let lookup = DayLookup::new(&days);
     for ev in raw.events {
         let title = clean_owned(ev.title);
         let base_key = ev
@@ -380,7 +381,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             );
             continue;
         };
-        let (start, day) = match resolve_when(when, ev.day, &days, day_change, tz) {
+        let (start, day) = match resolve_when(when, ev.day, &lookup, day_change, tz) {
             Ok(v) => v,
             Err(msg) => {
                 findings.push(Finding::error(file, msg).at(ev.line).talk(&key));
@@ -402,7 +403,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             findings.push(Finding::error(file, "the talk ends at an impossible date").at(ev.line).talk(&key));
             continue;
         };
-        let qa_start = ev.qa_start.as_ref().and_then(|w| resolve_when(w, Some(day), &days, day_change, tz).ok()).map(|(t, _)| t);
+        let qa_start = ev.qa_start.as_ref().and_then(|w| resolve_when(w, Some(day), &lookup, day_change, tz).ok()).map(|(t, _)| t);
         if ev.qa_start.is_some() && qa_start.is_none() {
             findings.push(Finding::warning(file, "the Q&A start could not be read; ignored").at(ev.line).talk(&key));
         }
@@ -443,10 +444,11 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
         });
 
         let mut talk_people: Vec<TalkPerson> = Vec::new();
+        let mut seen: HashSet<(String, Role)> = HashSet::new();
         for p in &ev.persons {
             let pkey = people.add(p);
             let role = p.role.unwrap_or(Role::Speaker);
-            if !talk_people.iter().any(|tp| tp.person == pkey && tp.role == role) {
+            if seen.insert((pkey.clone(), role)) {
                 talk_people.push(TalkPerson { person: pkey, role });
             }
         }
@@ -515,8 +517,9 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             .collect();
         for t in &mut talks {
             let date = conference_date(t.start, day_change);
-            if let Some(d) = days.iter().find(|d| d.date == date) {
-                t.day = d.index;
+            // `days` is sorted by date here.
+            if let Ok(i) = days.binary_search_by_key(&date, |d| d.date) {
+                t.day = days[i].index;
             }
         }
     }
@@ -588,14 +591,57 @@ fn conference_date(t: DateTime<Tz>, day_change: Option<NaiveTime>) -> NaiveDate 
     }
 }
 
+/// The listed days, found by index, by date and by time range without a scan per talk (a file may list tens of
+/// thousands of days; the scans made reading quadratic).
+struct DayLookup<'a> {
+    days: &'a [Day],
+    /// First day in list order with this index, and with this date.
+    by_index: HashMap<u32, usize>,
+    by_date: HashMap<NaiveDate, usize>,
+    /// Days with a start and an end, sorted by start: (start, end, position in `days`).
+    by_start: Vec<(DateTime<Tz>, DateTime<Tz>, usize)>,
+}
+
+impl<'a> DayLookup<'a> {
+    fn new(days: &'a [Day]) -> DayLookup<'a> {
+        let mut by_index = HashMap::new();
+        let mut by_date = HashMap::new();
+        let mut by_start = Vec::new();
+        for (i, d) in days.iter().enumerate() {
+            by_index.entry(d.index).or_insert(i);
+            by_date.entry(d.date).or_insert(i);
+            if let (Some(s), Some(e)) = (d.start, d.end) {
+                by_start.push((s, e, i));
+            }
+        }
+        by_start.sort_by_key(|&(s, _, i)| (s, i));
+        DayLookup { days, by_index, by_date, by_start }
+    }
+
+    fn indexed(&self, index: u32) -> Option<&'a Day> {
+        self.by_index.get(&index).map(|&i| &self.days[i])
+    }
+
+    /// The day whose range holds `t`: the latest-starting one that starts at or before it.
+    fn holding(&self, t: DateTime<Tz>) -> Option<&'a Day> {
+        let after = self.by_start.partition_point(|&(s, _, _)| s <= t);
+        let &(_, end, i) = self.by_start.get(after.checked_sub(1)?)?;
+        (t < end).then(|| &self.days[i])
+    }
+
+    fn on(&self, date: NaiveDate) -> Option<&'a Day> {
+        self.by_date.get(&date).map(|&i| &self.days[i])
+    }
+}
+
 fn resolve_when(
     when: &When,
     day: Option<u32>,
-    days: &[Day],
+    days: &DayLookup<'_>,
     day_change: Option<NaiveTime>,
     tz: Tz,
 ) -> Result<(DateTime<Tz>, u32), String> {
-    let listed = day.and_then(|i| days.iter().find(|d| d.index == i));
+    let listed = day.and_then(|i| days.indexed(i));
     match when {
         When::Absolute(t) => {
             let start = t.with_timezone(&tz);
@@ -628,15 +674,11 @@ fn resolve_when(
     }
 }
 
-fn day_for(start: DateTime<Tz>, days: &[Day], day_change: Option<NaiveTime>) -> u32 {
-    if let Some(d) = days.iter().find(|d| match (d.start, d.end) {
-        (Some(s), Some(e)) => start >= s && start < e,
-        _ => false,
-    }) {
+fn day_for(start: DateTime<Tz>, days: &DayLookup<'_>, day_change: Option<NaiveTime>) -> u32 {
+    if let Some(d) = days.holding(start) {
         return d.index;
     }
-    let date = conference_date(start, day_change);
-    days.iter().find(|d| d.date == date).map_or(0, |d| d.index)
+    days.on(conference_date(start, day_change)).map_or(0, |d| d.index)
 }
 
 fn unique_talk_key(

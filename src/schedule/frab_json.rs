@@ -3,8 +3,6 @@
 //! object, a `track` object and `participants` (with roles), days without `rooms`.
 //! Lenient about unknown keys and about ids that are numbers in one export and strings in the next.
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
 use serde::Deserialize;
 
@@ -74,8 +72,9 @@ struct Day {
     date: Option<String>,
     day_start: Option<String>,
     day_end: Option<String>,
-    #[serde(default)]
-    rooms: BTreeMap<String, Vec<Event>>,
+    /// Room name -> talks, in file order and with repeated names kept (a map would keep only the last list).
+    #[serde(default, deserialize_with = "room_lists")]
+    rooms: Vec<(String, Vec<Event>)>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +111,24 @@ struct Person {
     name: Option<String>,
     public_name: Option<String>,
     role: Option<String>,
+}
+
+fn room_lists<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, Vec<Event>)>, D::Error> {
+    struct Lists;
+    impl<'de> serde::de::Visitor<'de> for Lists {
+        type Value = Vec<(String, Vec<Event>)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of room names to lists of talks")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = map.next_entry::<String, Vec<Event>>()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Lists)
 }
 
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -181,6 +198,7 @@ pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, Sch
         .filter_map(|t| Some(RawTrack { name: t.name?, slug: t.slug, ..RawTrack::default() }))
         .collect();
     raw.rooms = conf.rooms.into_iter().filter_map(|r| r.name).collect();
+    let mut known_rooms: std::collections::HashSet<String> = raw.rooms.iter().cloned().collect();
     for (i, day) in conf.days.into_iter().enumerate() {
         let date = day.date.as_deref().and_then(|d| NaiveDate::parse_from_str(d.get(..10).unwrap_or(d), "%Y-%m-%d").ok());
         let Some(date) = date else {
@@ -197,8 +215,15 @@ pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, Sch
             start: day.day_start.as_deref().and_then(parse_instant),
             end: day.day_end.as_deref().and_then(parse_instant),
         });
+        let mut listed = std::collections::HashSet::new();
         for (room_name, events) in day.rooms {
-            if !raw.rooms.contains(&room_name) {
+            if !listed.insert(room_name.clone()) {
+                raw.findings.push(Finding::warning(
+                    file,
+                    format!("room {room_name:?} is listed twice on day {index}; the talks of both lists are read"),
+                ));
+            }
+            if known_rooms.insert(room_name.clone()) {
                 raw.rooms.push(room_name.clone());
             }
             for e in events {
@@ -317,5 +342,16 @@ mod tests {
         assert_eq!(c.people.len(), 3);
         assert_eq!(c.person(ada).unwrap().name, "Ada L.");
         assert_eq!(parsed.errors().count(), 0, "{:?}", parsed.findings);
+    }
+
+    #[test]
+    fn a_room_listed_twice_in_a_day_keeps_the_talks_of_both_lists() {
+        let text = r#"{"schedule": {"conference": {"title": "T", "time_zone_name": "UTC", "days": [{"index": 1, "date": "2026-03-14",
+            "rooms": {"A": [{"guid": "g1", "title": "One", "start": "10:00", "duration": "0:30"}],
+                      "A": [{"guid": "g2", "title": "Two", "start": "11:00", "duration": "0:30"}]}}]}}}"#;
+        let raw = read("d.json", text, 64).unwrap();
+        let guids: Vec<_> = raw.events.iter().map(|e| e.guid.as_deref().unwrap_or_default()).collect();
+        assert_eq!(guids, ["g1", "g2"]);
+        assert!(raw.findings.iter().any(|f| f.message.contains("room \"A\" is listed twice on day 1")), "{:?}", raw.findings);
     }
 }

@@ -1,7 +1,10 @@
 //! Semantic checks on an assembled conference: overlaps in one room, talks outside every day, zero or negative
 //! durations, malformed Matrix IDs and e-mail addresses, markup in titles, Q&A starts outside their talk.
 
-use chrono::{Duration, Timelike};
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, NaiveDate, Timelike};
+use chrono_tz::Tz;
 
 use super::Finding;
 use super::model::Conference;
@@ -9,6 +12,7 @@ use super::model::Conference;
 /// Checks a conference; the readers and the assembly already reported what they saw.
 pub fn check(file: &str, conf: &Conference) -> Vec<Finding> {
     let mut out = Vec::new();
+    let days = DaySpans::new(conf);
     for t in &conf.talks {
         let d = t.end - t.start;
         if d < Duration::zero() {
@@ -22,7 +26,7 @@ pub fn check(file: &str, conf: &Conference) -> Vec<Finding> {
                     .talk(&t.key),
             );
         }
-        if !conf.days.is_empty() && !inside_some_day(conf, t) {
+        if !conf.days.is_empty() && !days.hold(t) {
             out.push(
                 Finding::warning(
                     file,
@@ -85,14 +89,38 @@ pub fn check(file: &str, conf: &Conference) -> Vec<Finding> {
     out
 }
 
-fn inside_some_day(conf: &Conference, t: &super::model::Talk) -> bool {
-    conf.days.iter().any(|d| match (d.start, d.end) {
-        (Some(s), Some(e)) => t.start >= s && t.start <= e,
-        _ => {
-            let local = t.start.naive_local();
-            local.date() == d.date || (Some(local.date()) == d.date.succ_opt() && local.hour() < 6)
+/// The conference days as the "outside every day" check needs them, built once (a scan of every day per talk was
+/// quadratic in a file listing tens of thousands of days).
+struct DaySpans {
+    /// Days with a start and an end, sorted by start, each with the latest end among it and the days before it.
+    spans: Vec<(DateTime<Tz>, DateTime<Tz>)>,
+    /// Dates of days without a start and end.
+    dates: HashSet<NaiveDate>,
+}
+
+impl DaySpans {
+    fn new(conf: &Conference) -> DaySpans {
+        let mut spans: Vec<(DateTime<Tz>, DateTime<Tz>)> = conf.days.iter().filter_map(|d| Some((d.start?, d.end?))).collect();
+        spans.sort_by_key(|&(s, _)| s);
+        let mut latest: Option<DateTime<Tz>> = None;
+        for span in &mut spans {
+            let end = latest.map_or(span.1, |l| l.max(span.1));
+            latest = Some(end);
+            span.1 = end;
         }
-    })
+        let dates = conf.days.iter().filter(|d| d.start.is_none() || d.end.is_none()).map(|d| d.date).collect();
+        DaySpans { spans, dates }
+    }
+
+    /// Within a day's start and end (both included), or on a day without them (until 06:00 the next morning).
+    fn hold(&self, t: &super::model::Talk) -> bool {
+        let before = self.spans.partition_point(|&(s, _)| s <= t.start);
+        if before > 0 && t.start <= self.spans[before - 1].1 {
+            return true;
+        }
+        let local = t.start.naive_local();
+        self.dates.contains(&local.date()) || (local.hour() < 6 && local.date().pred_opt().is_some_and(|d| self.dates.contains(&d)))
+    }
 }
 
 fn looks_like_markup(s: &str) -> bool {

@@ -345,14 +345,17 @@ pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, Sch
         }
     };
 
-    let mut track_names: Vec<(Option<String>, String)> = Vec::new();
+    // Track key or name -> (key, name), the first declaration of each winning.
+    let mut track_names: HashMap<String, (Option<String>, String)> = HashMap::new();
     for t in doc.tracks {
         let coordinators = t
             .coordinators
             .iter()
             .filter_map(|c| person_ref(c, super::model::Role::Coordinator, &mut raw.findings, None))
             .collect();
-        track_names.push((t.key.clone(), t.name.clone()));
+        for k in [t.key.clone(), Some(t.name.clone())].into_iter().flatten() {
+            track_names.entry(k).or_insert_with(|| (t.key.clone(), t.name.clone()));
+        }
         raw.tracks.push(RawTrack { name: t.name, slug: t.key, kind: t.kind, online_qa: t.online_qa, coordinators });
     }
 
@@ -367,7 +370,7 @@ pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, Sch
         ev.room = t.room;
         ev.kind = t.kind;
         if let Some(track) = &t.track {
-            match track_names.iter().find(|(k, n)| k.as_deref() == Some(track.as_str()) || n == track) {
+            match track_names.get(track.as_str()) {
                 Some((k, n)) => {
                     ev.track = Some(n.clone());
                     ev.track_slug = k.clone();
