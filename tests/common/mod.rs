@@ -153,7 +153,9 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Api {
-        Api { base: base.to_string(), token: token.to_string(), http: reqwest::Client::new() }
+        // Every request bounded: a homeserver that stops answering fails the test instead of stalling it.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("an HTTP client");
+        Api { base: base.to_string(), token: token.to_string(), http }
     }
 
     /// GET, waiting out 429s (Synapse limits some reads, such as the hierarchy, whatever the profile), at most
