@@ -65,7 +65,7 @@ seed() { # seed TARGET FILE...
     done
 }
 seed fuzz_xml "$shared"/conference-bot/*.xml "$shared"/pretalx/*.xml "$shared"/frab/*.xml
-seed fuzz_json "$shared"/pretalx/*.json "$shared"/frab/*.json "$shared"/conference-bot/anyconf.json
+seed fuzz_json "$shared"/pretalx/*.json "$shared"/frab/*.json "$shared"/conference-bot/anyconf.json "$repo"/tests/fixtures/hub-schedule2.json
 seed fuzz_yaml "$repo"/schedules/example.yaml "$repo"/tests/fixtures/feed-talks.yaml "$shared"/yaml/*.yml
 seed fuzz_people "$here"/seeds/people/* "$shared"/conference-bot/fosdem_democon.json # FOSDEM speaker feed
 seed fuzz_config "$here"/seeds/config/* "$repo"/schedules/*.config.yaml

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 
 use crate::config::{Config, ScheduleConfig};
+use crate::schedule::people_file::NameOnly;
 use crate::schedule::{self, Finding, Format, Parsed, ReadOptions, ScheduleError};
 use crate::source::{self, SourceError};
 
@@ -72,20 +73,21 @@ pub async fn load(req: &LoadRequest, config: Option<&Config>) -> Result<Parsed, 
     let mut people_files: Vec<PathBuf> = config.and_then(|c| c.schedule.people.clone()).into_iter().collect();
     people_files.extend(req.people.iter().cloned());
     for path in &people_files {
-        apply_people(&mut parsed, path, sched_cfg.max_bytes)?;
+        apply_people(&mut parsed, path, &sched_cfg)?;
     }
     parsed.validate(&fetched.name);
     Ok(parsed)
 }
 
-fn apply_people(parsed: &mut Parsed, path: &Path, max_bytes: usize) -> Result<(), LoadError> {
+fn apply_people(parsed: &mut Parsed, path: &Path, sched: &ScheduleConfig) -> Result<(), LoadError> {
     let name = path.display().to_string();
-    let bytes = source::read_file(path, max_bytes)?;
+    let bytes = source::read_file(path, sched.max_bytes)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         ScheduleError::at_offset(&name, &bytes, e.valid_up_to(), "the people file is not valid UTF-8")
     })?;
-    let entries = schedule::people::read(&name, text)?;
-    let findings = schedule::people::apply(&name, &mut parsed.conference, entries);
+    let entries = schedule::people_file::read(&name, text)?;
+    let by_name = if sched.refuse_name_only_matches { NameOnly::Refuse } else { NameOnly::Warn };
+    let findings = schedule::people_file::apply(&name, &mut parsed.conference, entries, by_name);
     parsed.findings.extend(findings);
     Ok(())
 }

@@ -2,9 +2,12 @@
 //! its content, the countdown reaches zero and flips to LIVE under a controlled clock, a `<script>` title shows as
 //! text. Screenshots are kept in target/test-artifacts/ for a person to look at.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::TimeZone;
 use stagehand::config::{Config, WidgetsConfig};
@@ -44,10 +47,11 @@ fn browse(url: &str, budget_ms: u32, shot: &str) -> String {
         format!("--virtual-time-budget={budget_ms}"),
         "--window-size=900,600".into(),
     ];
-    let dom = Command::new(chromium()).args(&common).arg("--dump-dom").arg(url).output().unwrap();
+    let limit = Duration::from_secs(60);
+    let dom = common::output_within(Command::new(chromium()).args(&common).arg("--dump-dom").arg(url), limit, "chromium --dump-dom");
     assert!(dom.status.success(), "chromium failed: {}", String::from_utf8_lossy(&dom.stderr));
     let png = artifacts().join(format!("{shot}.png"));
-    let out = Command::new(chromium()).args(&common).arg(format!("--screenshot={}", png.display())).arg(url).output().unwrap();
+    let out = common::output_within(Command::new(chromium()).args(&common).arg(format!("--screenshot={}", png.display())).arg(url), limit, "chromium --screenshot");
     assert!(out.status.success() && png.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(dom.stdout).unwrap()
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::Command;
 
+use common::proxy::Proxy;
 use common::{Api, User, enc, synapse};
 use serde_json::Value;
 use stagehand::config::Config;
@@ -27,11 +27,13 @@ fn example() -> Conference {
     schedule::read("example.yaml", &text, &ReadOptions::default()).unwrap().conference
 }
 
-async fn bot(name: &str) -> (User, Homeserver) {
+/// A bot user and its connection, through a counting proxy of its own.
+async fn bot(name: &str) -> (User, Homeserver, Proxy) {
     let s = synapse();
     let user = s.register(name, false);
-    let hs = Homeserver::connect(&s.url, &Credentials::AccessToken(user.token.clone())).await.unwrap();
-    (user, hs)
+    let proxy = Proxy::start(&s.url);
+    let hs = Homeserver::connect(&proxy.url, &Credentials::AccessToken(user.token.clone())).await.unwrap();
+    (user, hs, proxy)
 }
 
 async fn build(hs: &Homeserver, plan: &Plan, version: &str) -> Report {
@@ -117,10 +119,9 @@ async fn check_against_plan(api: &Api, plan: &Plan, version: &str, bot: &str) {
         assert_eq!(create["room_version"], version);
         let (_, pl) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.power_levels/", enc(&id))).await;
         assert_eq!(pl["events"]["im.vector.modular.widgets"], 100, "moderators cannot touch widgets");
-        assert_eq!(pl["events"]["m.room.topic"], 100);
-        assert_eq!(pl["state_default"], 100);
         // Room version 12: the creator has unlimited power and must not be listed.
         assert_eq!(pl["users"].get(bot).is_some(), version != "12", "{}: {pl}", planned.key);
+        same_power_levels(&pl, &stagehand::plan::state::power_levels(planned, version, bot), &planned.key);
         ids.insert(planned.key.as_str(), id);
     }
     // Order and parent links, as the spaces list them.
@@ -145,9 +146,31 @@ async fn check_against_plan(api: &Api, plan: &Plan, version: &str, bot: &str) {
     }
 }
 
+/// The power levels on the server are the plan's, in full: every planned key and event level, and exactly the
+/// planned users; Synapse may add only what the plan leaves to it (an event type the plan does not name, the
+/// `notifications` and `historical` levels), never a different value.
+fn same_power_levels(server: &Value, planned: &Value, room: &str) {
+    let (Some(server), Some(planned)) = (server.as_object(), planned.as_object()) else { panic!("{room}: {server}") };
+    for (key, want) in planned {
+        match key.as_str() {
+            "events" => {
+                for (event, level) in want.as_object().unwrap() {
+                    assert_eq!(server["events"].get(event), Some(level), "{room}: events.{event}");
+                }
+            }
+            _ => assert_eq!(server.get(key), Some(want), "{room}: {key}"),
+        }
+    }
+    let users = server.get("users").and_then(Value::as_object).map(|u| u.len()).unwrap_or(0);
+    let planned_users = planned.get("users").and_then(Value::as_object).map(|u| u.len()).unwrap_or(0);
+    assert_eq!(users, planned_users, "{room}: users {:?} against {:?}", server.get("users"), planned.get("users"));
+    let left_to_synapse: Vec<&String> = server.keys().filter(|k| !planned.contains_key(*k) && *k != "users").collect();
+    assert!(left_to_synapse.iter().all(|k| *k == "notifications" || *k == "historical"), "{room}: {left_to_synapse:?}");
+}
+
 async fn build_twice(version: &str) {
     let conf_id = format!("camp-v{version}");
-    let (user, hs) = bot(&format!("bot-v{version}")).await;
+    let (user, hs, proxy) = bot(&format!("bot-v{version}")).await;
     let api = Api::new(&synapse().url, &user.token);
     let plan = plan::plan(&example(), &config(&conf_id, version, ""));
     let first = build(&hs, &plan, version).await;
@@ -156,15 +179,17 @@ async fn build_twice(version: &str) {
 
     let ids: Vec<String> = rooms_by_locator(&api, &conf_id).await.into_values().flatten().collect();
     let before = state_ids(&api, &ids).await;
-    let hs2 = Homeserver::connect(&synapse().url, &Credentials::AccessToken(user.token.clone())).await.unwrap();
+    assert_eq!(proxy.succeeded("createRoom"), plan.rooms.len(), "{:?}", proxy.counts());
+    let hs2 = Homeserver::connect(&proxy.url, &Credentials::AccessToken(user.token.clone())).await.unwrap();
+    proxy.reset();
     let second = build(&hs2, &plan, version).await;
-    assert_eq!((second.writes, second.state_events, second.rooms_created), (0, 0, 0), "{}", second.summary());
+    proxy.assert_no_writes("a rerun");
     assert_eq!(second.unchanged, plan.rooms.len());
     assert_eq!(state_ids(&api, &ids).await, before, "the rerun changed state");
     // The config's room version changes later: existing rooms keep their own version's power levels.
     let other = if version == "12" { "11" } else { "12" };
-    let third = build(&hs2, &plan, other).await;
-    assert_eq!(third.writes, 0, "{}", third.summary());
+    build(&hs2, &plan, other).await;
+    proxy.assert_no_writes("a rerun with another configured room version");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,13 +204,15 @@ async fn builds_on_room_version_11_and_rerun_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_lists_what_would_change_and_writes_nothing() {
-    let (user, hs) = bot("bot-dry").await;
+    let (user, hs, proxy) = bot("bot-dry").await;
     let conf = example();
     let cfg = config("camp-dry", "12", "");
     let plan = plan::plan(&conf, &cfg);
     let dry = reconcile(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: true, kick_removed: false, widgets: None, invite: false, max_cancel: None, identity_server: None, scope: Default::default() }).await;
-    assert_eq!((dry.created, dry.writes), (plan.rooms.len(), 0));
+    assert_eq!(dry.created, plan.rooms.len());
+    proxy.assert_no_writes("a dry run on an empty server");
     build(&hs, &plan, "12").await;
+    proxy.reset();
     // Retitle a talk: the dry run shows exactly the fields that differ.
     let mut changed = conf.clone();
     changed.talks.iter_mut().find(|t| t.key == "rust-async").unwrap().title = "Async Rust, tears included".into();
@@ -196,7 +223,7 @@ async fn dry_run_lists_what_would_change_and_writes_nothing() {
     let Status::Update { changes } = &updated[0].status else { unreachable!() };
     let types: HashSet<&str> = changes.iter().map(|c| c.event_type.as_str()).collect();
     assert_eq!(types, HashSet::from(["m.room.name", "m.room.topic"]));
-    assert_eq!(dry.writes, 0);
+    proxy.assert_no_writes("a dry run with a retitled talk");
     let api = Api::new(&synapse().url, &user.token);
     let id = resolve(&api, &updated[0].alias).await.unwrap();
     let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(&id))).await;
@@ -214,14 +241,20 @@ async fn dry_run_lists_what_would_change_and_writes_nothing() {
     let fixed = report.objects.iter().find(|o| o.key == root.key).unwrap();
     assert!(matches!(&fixed.status, Status::Update { changes } if changes.iter().any(|c| c.event_type == "directory")), "{fixed:?}");
     assert_eq!(api.get(&path).await.1["visibility"], "public");
-    assert_eq!(build(&hs, &plan, "12").await.writes, 0);
+    proxy.reset();
+    build(&hs, &plan, "12").await;
+    proxy.assert_no_writes("the run after the directory was fixed");
 }
 
 /// A subset of a FOSDEM 2026 snapshot: the tracks of the talks that change between the last two exports.
 fn fosdem_subset(file: &str, tracks: &[&str]) -> Conference {
     let path = common::root().join("../shared/schedules/fosdem").join(file);
     let bytes = std::fs::read(path).unwrap();
-    let mut c = schedule::read(file, &bytes, &ReadOptions::default()).unwrap().conference;
+    subset(schedule::read(file, &bytes, &ReadOptions::default()).unwrap().conference, tracks)
+}
+
+/// Only these tracks (by key) and their talks; all of them when `tracks` is empty.
+fn subset(mut c: Conference, tracks: &[&str]) -> Conference {
     if tracks.is_empty() {
         return c;
     }
@@ -230,9 +263,38 @@ fn fosdem_subset(file: &str, tracks: &[&str]) -> Conference {
     c
 }
 
+/// FOSDEM changed every event id between two 2024 exports and kept the guids. A derived pair (two small tracks of a
+/// 2026 snapshot, then the same with every id rewritten) builds onto the same rooms: nothing created, nothing
+/// cancelled, nothing written, as counted by the requests that reached Synapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talk_identity_survives_every_id_changing() {
+    let (user, hs, proxy) = bot("bot-ids").await;
+    let api = Api::new(&synapse().url, &user.token);
+    let file = "fosdem-2026.snapshot-2026-02-02.xml";
+    let text = std::fs::read_to_string(common::root().join("../shared/schedules/fosdem").join(file)).unwrap();
+    let read = |t: &str| schedule::read(file, t.as_bytes(), &ReadOptions::default()).unwrap().conference;
+    let full = read(&text);
+    let tracks: Vec<String> = full.tracks.iter().filter(|t| t.name == "Plan 9" || t.name == "FPGA and VLSI").map(|t| t.key.clone()).collect();
+    let tracks: Vec<&str> = tracks.iter().map(String::as_str).collect();
+    let before = subset(full.clone(), &tracks);
+    let after = subset(read(&common::with_event_ids_rewritten(&text)), &tracks);
+    assert_eq!(before.talks.len(), 8);
+    assert!(before.talks.iter().zip(&after.talks).all(|(t, u)| t.id != u.id && t.guid == u.guid), "every id changes, no guid");
+    let cfg = config("fosdem-ids", "12", "");
+    let (plan_a, plan_b) = (plan::plan(&before, &cfg), plan::plan(&after, &cfg));
+    build(&hs, &plan_a, "12").await;
+    assert_eq!(proxy.succeeded("createRoom"), plan_a.rooms.len());
+    let rooms = rooms_by_locator(&api, "fosdem-ids").await;
+    proxy.reset();
+    let report = build(&hs, &plan_b, "12").await;
+    proxy.assert_no_writes("the build after every id changed");
+    assert_eq!((report.created, report.cancelled, report.unchanged), (0, 0, plan_b.rooms.len()), "{}", report.summary());
+    assert_eq!(rooms_by_locator(&api, "fosdem-ids").await, rooms, "the same rooms, each once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_change_between_fosdem_2026_snapshots() {
-    let (user, hs) = bot("bot-fosdem").await;
+    let (user, hs, proxy) = bot("bot-fosdem").await;
     let api = Api::new(&synapse().url, &user.token);
     let a_conf = fosdem_subset("fosdem-2026.snapshot-2026-01-30.xml", &[]);
     // The tracks holding a moved, a retimed, a retitled and a removed talk.
@@ -271,8 +333,9 @@ async fn schedule_change_between_fosdem_2026_snapshots() {
     let (_, name) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.name/", enc(gone))).await;
     assert!(name["name"].as_str().unwrap().starts_with("Cancelled: "));
     // And the next run has nothing to do.
-    let again = build(&hs, &plan_b, "12").await;
-    assert_eq!(again.writes, 0, "{}", again.summary());
+    proxy.reset();
+    build(&hs, &plan_b, "12").await;
+    proxy.assert_no_writes("the run after the schedule change");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,22 +349,12 @@ async fn killed_mid_build_converges_without_duplicates() {
         // The sample's talks are over by now; with rooms never opened after a talk, the plan is the pre-event one.
         "conference: {id: camp-kill}\nhomeserver: {server_name: localhost, concurrency: 1}\nschedule: {source: schedules/example.yaml}\npeople: {invite: false}\ntimeline: {actions: {open_room: {enabled: false}}}\n",
     );
+    let proxy = Proxy::start(&s.url);
     // Right after a createRoom (before any state event that follows it), after a state write, after more rooms.
     for point in ["create:1", "create:4", "state:2", "state:5"] {
-        common::apply_killed_at(point, &cfg_path, &user.token, &s.url);
+        common::apply_killed_at(point, &cfg_path, &user.token, &proxy.url);
     }
-    let apply = || -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))
-            .args(["apply", "--json", "--config"])
-            .arg(&cfg_path)
-            .args(["--homeserver", &s.url])
-            .env("STAGEHAND_ACCESS_TOKEN", &user.token)
-            .current_dir(common::root())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let apply = || common::stagehand_json(&["apply", "--json"], &cfg_path, &proxy.url, &user.token);
     apply();
     let api = Api::new(&s.url, &user.token);
     let found = rooms_by_locator(&api, "camp-kill").await;
@@ -310,9 +363,12 @@ async fn killed_mid_build_converges_without_duplicates() {
     for (key, ids) in &found {
         assert_eq!(ids.len(), 1, "{key} exists {} times", ids.len());
     }
+    // Over the four killed runs and the last one, Synapse made each planned room once.
+    assert_eq!(proxy.succeeded("createRoom"), plan.rooms.len(), "{:?}", proxy.counts());
     check_against_plan(&api, &plan, "12", &user.user_id).await;
-    let again = apply();
-    assert_eq!(again["writes"], 0);
+    proxy.reset();
+    apply();
+    proxy.assert_no_writes("the run after the killed ones converged");
     assert!(plan.rooms.iter().any(|r| r.kind == ObjectKind::TalkRoom));
 }
 
@@ -373,7 +429,7 @@ async fn widgets_of(api: &Api, room_id: &str) -> (HashMap<String, Value>, Value)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
-    let (user, hs) = bot("bot-widgets").await;
+    let (user, hs, proxy) = bot("bot-widgets").await;
     let api = Api::new(&synapse().url, &user.token);
     let conf = example();
     let cfg = config("camp-widgets", "12", "");
@@ -424,8 +480,9 @@ async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
         assert_eq!(pl["events"]["im.vector.modular.widgets"], 100);
         assert_eq!(pl["events"]["io.element.widgets.layout"], 100);
     }
-    let again = reconcile(&hs, &plan, &opts).await;
-    assert_eq!(again.writes, 0, "{}", again.summary());
+    proxy.reset();
+    reconcile(&hs, &plan, &opts).await;
+    proxy.assert_no_writes("a rerun with widgets");
 
     // Rename a talk: its widgets change in place, same ids, none added.
     let mut renamed = conf.clone();
@@ -453,7 +510,9 @@ async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
     let (widgets, layout) = widgets_of(&api, &track).await;
     assert_eq!(widgets.len(), 1);
     assert_eq!(layout["widgets"].as_object().unwrap().len(), 1);
-    assert_eq!(reconcile(&hs, &plan2, &no_stream).await.writes, 0);
+    proxy.reset();
+    reconcile(&hs, &plan2, &no_stream).await;
+    proxy.assert_no_writes("a rerun without the livestream");
     // A key the config drops goes away (widget content is compared exactly).
     let mut no_auth = no_stream.clone();
     if let Some(w) = no_auth.widgets.as_mut() {
@@ -471,12 +530,14 @@ async fn widgets_and_layouts_are_planned_reconciled_and_updated_in_place() {
     let (widgets, layout) = widgets_of(&api, &id).await;
     assert!(widgets.is_empty(), "{widgets:?}");
     assert!(layout.as_object().is_none_or(|o| o.is_empty()), "{layout}");
-    assert_eq!(reconcile(&hs, &plan2, &off).await.writes, 0);
+    proxy.reset();
+    reconcile(&hs, &plan2, &off).await;
+    proxy.assert_no_writes("a rerun with widgets off");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emptied_schedule_does_not_cancel_the_conference() {
-    let (user, hs) = bot("bot-mass").await;
+    let (user, hs, _proxy) = bot("bot-mass").await;
     let api = Api::new(&synapse().url, &user.token);
     let conf = example();
     let cfg = config("camp-mass", "12", "");

@@ -1,8 +1,11 @@
 //! The command line as an organiser uses it: exit codes, `validate --json`, `plan`, `diff`, people files, and
 //! hostile or broken input that must end in a clear error, never a panic or a hang.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stagehand"))
@@ -13,7 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).current_dir(root()).output().expect("run stagehand");
+    let out = common::output_within(bin().args(args).current_dir(root()), Duration::from_secs(120), &format!("stagehand {}", args.join(" ")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "stagehand panicked: {stderr}");
     out
@@ -185,28 +188,86 @@ fn diff_lists_changes_between_two_yaml_versions() {
     assert_eq!(kinds, [("retimed", "closing"), ("retitled", "rust-async"), ("respeakered", "rust-async")]);
 }
 
+const PEOPLE_CSV: &str = "key,name,email,matrix,role,track,talk\n9012,,john@example.org,@john:example.org;@jt:matrix.org,,,\n\
+                          ,Ilian Interlocutor,,@ilian:example.org,host,,E001\nboss,Bea Boss,bea@example.org,,coordinator,Track01,\n";
+
+/// The people file's Matrix IDs, e-mails and roles, compared with the plan room by room (not only counted).
 #[test]
 fn people_files_add_matrix_ids_and_roles() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = write(
-        dir.path(),
-        "people.csv",
-        "key,name,email,matrix,role,track,talk\n9012,,john@example.org,@john:example.org;@jt:matrix.org,,,\n\
-         ,Ilian Interlocutor,,@ilian:example.org,host,,E001\nboss,Bea Boss,bea@example.org,,coordinator,Track01,\n",
-    );
-    let out = run(&[
-        "plan",
-        "../shared/schedules/conference-bot/pentabarf02_withqa.xml",
-        "--people",
-        &csv,
-        "--json",
-    ]);
+    let csv = write(dir.path(), "people.csv", PEOPLE_CSV);
+    let schedule = "../shared/schedules/conference-bot/pentabarf02_withqa.xml";
+    let out = run(&["plan", schedule, "--people", &csv, "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["validate", "../shared/schedules/conference-bot/pentabarf02_withqa.xml", "--people", &csv, "--json"]);
+    let plan = json(&out);
+    // room -> (person, role, power, Matrix IDs, e-mails), sorted.
+    let mut members: Vec<(String, String, String, i64, String, String)> = Vec::new();
+    for room in plan["rooms"].as_array().unwrap() {
+        for m in room["members"].as_array().unwrap() {
+            let list = |k: &str| m[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>().join(" ");
+            members.push((text_of(room, "key"), text_of(m, "person"), text_of(m, "role"), m["power"].as_i64().unwrap(), list("user_ids"), list("emails")));
+        }
+    }
+    members.sort();
+    let row = |room: &str, person: &str, role: &str, power: i64, ids: &str, emails: &str| {
+        (room.to_string(), person.to_string(), role.to_string(), power, ids.to_string(), emails.to_string())
+    };
+    let john = ("9012", "@john:example.org @jt:matrix.org", "john@example.org");
+    let ilian = ("6526", "@ilian:example.org", "");
+    let bea = ("boss", "", "bea@example.org");
+    let expected = vec![
+        // Ilian hosts E001 by the people file (matched by name), Bea coordinates Track01, so its backstage.
+        row("backstage/track01", ilian.0, "host", 50, ilian.1, ilian.2),
+        row("backstage/track01", bea.0, "coordinator", 50, bea.1, bea.2),
+        row("support/speakers", ilian.0, "speaker", 0, ilian.1, ilian.2),
+        row("support/speakers", john.0, "speaker", 0, john.1, john.2),
+        row("support/speakers", "90367", "speaker", 0, "", ""),
+        row("talk/E001", ilian.0, "host", 50, ilian.1, ilian.2),
+        row("talk/E001", john.0, "speaker", 50, john.1, john.2),
+        row("talk/E001", "90367", "speaker", 50, "", ""),
+        row("talk/E001", bea.0, "coordinator", 50, bea.1, bea.2),
+        row("talk/E002", ilian.0, "speaker", 50, ilian.1, ilian.2),
+    ];
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(members, expected);
+    // Ilian's entry has no key: matched by display name, said with both sides and the line.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("people.csv:3: warning: the entry \"Ilian Interlocutor\" has no key") && stderr.contains("schedule person 6526 (\"Ilian Interlocutor\") by display name only"),
+        "{stderr}"
+    );
+    let out = run(&["validate", schedule, "--people", &csv, "--json"]);
     let v = json(&out);
     // Bea is new (a coordinator who gives no talk): 3 speakers + 1.
     assert_eq!(v["people"], 4);
     assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
+}
+
+fn text_of(v: &serde_json::Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_string()
+}
+
+/// `schedule.refuse_name_only_matches: true`: the name-only match is an error and its attributes are not applied.
+#[test]
+fn a_name_only_match_can_be_refused_by_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "people.csv", PEOPLE_CSV);
+    let cfg = write(
+        dir.path(),
+        "c.yaml",
+        format!(
+            "conference: {{id: x}}\nhomeserver: {{server_name: example.org}}\nschedule: {{source: ../shared/schedules/conference-bot/pentabarf02_withqa.xml, people: {csv}, refuse_name_only_matches: true}}\n"
+        ),
+    );
+    let out = run(&["validate", "--config", &cfg, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{v}");
+    assert_eq!(errors[0]["line"], 3);
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("\"Ilian Interlocutor\"") && message.contains("6526") && message.contains("refused"), "{message}");
 }
 
 #[test]
@@ -222,4 +283,81 @@ fn fosdem_speaker_feed_as_people_file() {
     assert!(out.status.success(), "{v}");
     // Iarlaith, Niamh, Yasunori, Vivaldo, Conal, Chloé (twice in the feed, once here), Bert Boss (manager only).
     assert_eq!(v["people"], 7, "{v}");
+}
+
+/// The harness's bound on commands: a hang fails the test, naming what it waited for, instead of stalling CI.
+#[test]
+fn a_command_that_hangs_fails_the_test_and_says_what_it_waited_for() {
+    let started = std::time::Instant::now();
+    let hung = std::panic::catch_unwind(|| common::output_within(Command::new("sleep").arg("30"), Duration::from_millis(300), "sleep 30"));
+    let message = hung.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    assert!(message.contains("sleep 30: still running after 300ms"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// One HTTP GET over a plain TCP connection: (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+/// `stagehand serve`: it says where it listens, answers /healthz and the home page, and stops cleanly on SIGTERM.
+#[test]
+fn serve_answers_health_and_the_home_page_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "c.yaml", "conference: {id: camp-serve}\nhomeserver: {server_name: example.org}\n");
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let mut child = bin()
+        .args(["serve", "schedules/example.yaml", "--config", &cfg, "--listen", &addr])
+        .env("STAGEHAND_WIDGET_SECRET", "a-test-secret-of-enough-length")
+        .current_dir(root())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let said = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("serving on") => break line,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("stagehand serve never said it was serving ({e})");
+            }
+        }
+    };
+    assert!(said.contains(&format!("http://{addr}")), "{said}");
+    let health = http_get(&addr, "/healthz");
+    let home = http_get(&addr, "/");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("stagehand serve did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(health, ("HTTP/1.1 200 OK".to_string(), "ok".to_string()));
+    assert!(home.0.contains("200") && home.1.contains("Matrix Camp 2026"), "{home:?}");
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
 }

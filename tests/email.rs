@@ -72,15 +72,14 @@ impl Setup {
 
     /// Whether the run succeeded, and its JSON report.
     fn try_run(&self, args: &[&str], config: &std::path::Path) -> (bool, Value) {
-        let out = Command::new(env!("CARGO_BIN_EXE_stagehand"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+        cmd.args(args)
             .arg("--config")
             .arg(config)
             .args(["--homeserver", &servers().0.url])
             .env("STAGEHAND_ACCESS_TOKEN", &self.bot.token)
-            .current_dir(common::root())
-            .output()
-            .unwrap();
+            .current_dir(common::root());
+        let out = common::output_within(&mut cmd, common::CLI_LIMIT, &format!("stagehand {}", args.join(" ")));
         let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out.stderr).into_owned()));
         (out.status.success(), report)
     }
@@ -206,14 +205,14 @@ async fn email_invites_through_a_real_identity_server_and_the_matrix_id_is_remem
     let again = setup.run(&["apply", "--json"], &cfg);
     assert_eq!((again["invites"].as_u64(), again["writes"].as_u64()), (Some(0), Some(0)), "{again}");
     assert_eq!(invite_mails(sydent).len(), 4);
-    let attendance = Command::new(env!("CARGO_BIN_EXE_stagehand"))
+    let mut attendance = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+    attendance
         .args(["attendance", "--csv", "--config"])
         .arg(&cfg)
         .args(["--homeserver", &synapse.url])
         .env("STAGEHAND_ACCESS_TOKEN", &setup.bot.token)
-        .current_dir(common::root())
-        .output()
-        .unwrap();
+        .current_dir(common::root());
+    let attendance = common::output_within(&mut attendance, common::CLI_LIMIT, "stagehand attendance --csv");
     let text = String::from_utf8_lossy(&attendance.stdout).to_string();
     assert!(text.lines().any(|l| l.contains("talk/t1") && l.contains("erin") && l.ends_with("email_invited")), "{text}");
 

@@ -5,6 +5,7 @@ mod common;
 
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use common::{Api, Synapse, enc};
 use serde_json::Value;
@@ -20,7 +21,8 @@ fn env() -> &'static Env {
     E.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let cfg = common::write(dir.path(), "as.yaml", "conference: {id: camp-as}\nhomeserver: {server_name: localhost}\n");
-        let out = Command::new(env!("CARGO_BIN_EXE_stagehand")).args(["appservice-registration", "--config"]).arg(&cfg).output().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+        let out = common::output_within(cmd.args(["appservice-registration", "--config"]).arg(&cfg), common::CLI_LIMIT, "appservice-registration");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let registration = String::from_utf8(out.stdout).unwrap();
         let reg_path = common::write(dir.path(), "registration.yaml", &registration);
@@ -36,7 +38,7 @@ fn apply(config: &std::path::Path, token: Option<&str>) -> (Value, String) {
     if let Some(t) = token {
         cmd.env("STAGEHAND_ACCESS_TOKEN", t);
     }
-    let out = cmd.output().unwrap();
+    let out = common::output_within(&mut cmd, Duration::from_secs(900), "stagehand apply at Synapse's default rate limits");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
     (serde_json::from_slice(&out.stdout).unwrap(), stderr)

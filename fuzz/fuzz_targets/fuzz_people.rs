@@ -3,10 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stagehand::schedule::people;
+use stagehand::schedule::people_file;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = people::read("f", text);
+        let _ = people_file::read("f", text);
     }
 });

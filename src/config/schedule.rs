@@ -23,6 +23,10 @@ pub struct ScheduleConfig {
     pub max_bytes: usize,
     /// Where the last good copy of a fetched schedule is kept.
     pub cache_dir: Option<PathBuf>,
+    /// A people-file entry with no key and no known e-mail matches a schedule person by display name only, with a
+    /// warning naming both; `true` refuses such a match (an error) instead.
+    #[serde(default)]
+    pub refuse_name_only_matches: bool,
 }
 
 fn default_timeout() -> u64 {
@@ -42,6 +46,7 @@ impl Default for ScheduleConfig {
             timeout_seconds: default_timeout(),
             max_bytes: default_max_bytes(),
             cache_dir: None,
+            refuse_name_only_matches: false,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! timezone, conference days, talk identity (guid, else id, else slug; collisions reported and renamed), tracks and
 //! their kinds, venues and people.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
@@ -164,20 +164,29 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Tz> {
     }
 }
 
-/// Counts of values (event types, rooms) seen for one track; few distinct values, so a vector.
-type Votes = Vec<(String, usize)>;
+/// Counts of values (event types, rooms) seen for one track, compared without ASCII case, in the order first seen.
+/// Indexed: a track may hold thousands of rooms.
+#[derive(Default)]
+struct Votes {
+    counts: Vec<(String, usize)>,
+    index: HashMap<String, usize>,
+}
 
 fn vote(votes: &mut Votes, value: &str) {
-    match votes.iter_mut().find(|(v, _)| v.eq_ignore_ascii_case(value)) {
-        Some((_, n)) => *n += 1,
-        None => votes.push((value.to_string(), 1)),
+    let folded = value.to_ascii_lowercase();
+    match votes.index.get(&folded) {
+        Some(&i) => votes.counts[i].1 += 1,
+        None => {
+            votes.index.insert(folded, votes.counts.len());
+            votes.counts.push((value.to_string(), 1));
+        }
     }
 }
 
 /// The most frequent value; the first seen wins a tie.
 fn winner(votes: &Votes) -> Option<&str> {
     let mut best: Option<&(String, usize)> = None;
-    for v in votes {
+    for v in &votes.counts {
         if best.is_none_or(|b| v.1 > b.1) {
             best = Some(v);
         }
@@ -190,7 +199,35 @@ fn trim_owned(s: String) -> String {
 }
 
 struct Ids {
+    /// Where each talk key was first seen.
     talk_keys: HashMap<String, (u32, Option<u32>)>,
+    keys: Keys,
+}
+
+/// Keys handed out so far. A taken key gets the next free `BASE{sep}N` (N from 2), found in amortised constant time:
+/// each base remembers where its search stopped (20,000 talks sharing one key, or rooms sharing one slug, were
+/// quadratic when every rename counted from 2 again over a list).
+#[derive(Default)]
+struct Keys {
+    taken: HashSet<String>,
+    next: HashMap<String, u32>,
+}
+
+impl Keys {
+    /// `base` if it is free, else the first free `BASE{sep}N`; either way the key returned is taken now.
+    fn claim(&mut self, base: &str, sep: char) -> String {
+        if self.taken.insert(base.to_string()) {
+            return base.to_string();
+        }
+        let n = self.next.entry(base.to_string()).or_insert(2);
+        loop {
+            let key = format!("{base}{sep}{n}");
+            *n += 1;
+            if self.taken.insert(key.clone()) {
+                return key;
+            }
+        }
+    }
 }
 
 /// Builds the model from a raw schedule. Never fails: what cannot be used becomes a finding.
@@ -218,6 +255,8 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
     let mut people = PeopleBook::default();
 
     let mut track_by_raw: HashMap<String, usize> = HashMap::new();
+    let mut track_by_key: HashMap<String, usize> = HashMap::new();
+    let mut track_keys = Keys::default();
     let mut declare_track = |tracks: &mut Vec<Track>,
                              type_votes: &mut Vec<Votes>,
                              track_rooms: &mut Vec<Votes>,
@@ -242,7 +281,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             return i;
         }
         if let Some(slug) = slug
-            && let Some(i) = tracks.iter().position(|t| t.key == slug)
+            && let Some(&i) = track_by_key.get(slug)
         {
             track_by_name.insert(lookup, i);
             return i;
@@ -251,12 +290,8 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
         if key.is_empty() {
             key = "track".to_string();
         }
-        let base = key.clone();
-        let mut n = 2;
-        while tracks.iter().any(|t| t.key == key) {
-            key = format!("{base}-{n}");
-            n += 1;
-        }
+        let key = track_keys.claim(&key, '-');
+        track_by_key.insert(key.clone(), tracks.len());
         tracks.push(Track {
             key,
             name,
@@ -265,8 +300,8 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             online_qa: None,
             coordinators: Vec::new(),
         });
-        type_votes.push(Votes::new());
-        track_rooms.push(Votes::new());
+        type_votes.push(Votes::default());
+        track_rooms.push(Votes::default());
         track_by_name.insert(lookup, tracks.len() - 1);
         tracks.len() - 1
     };
@@ -293,6 +328,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
     let mut rooms: Vec<Venue> = Vec::new();
     let mut room_by_name: HashMap<String, usize> = HashMap::new();
     let mut room_by_raw: HashMap<String, usize> = HashMap::new();
+    let mut room_keys = Keys::default();
     let mut add_room = |rooms: &mut Vec<Venue>, name: &str| -> usize {
         if let Some(&i) = room_by_raw.get(name) {
             return i;
@@ -306,12 +342,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
         if key.is_empty() {
             key = "room".into();
         }
-        let base = key.clone();
-        let mut n = 2;
-        while rooms.iter().any(|r| r.key == key) {
-            key = format!("{base}-{n}");
-            n += 1;
-        }
+        let key = room_keys.claim(&key, '-');
         rooms.push(Venue { key, name: name.clone() });
         room_by_name.insert(name, rooms.len() - 1);
         room_by_raw.insert(raw_name, rooms.len() - 1);
@@ -323,9 +354,10 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
         }
     }
 
-    let mut ids = Ids { talk_keys: HashMap::new() };
+    let mut ids = Ids { talk_keys: HashMap::new(), keys: Keys::default() };
     let mut talks: Vec<Talk> = Vec::with_capacity(raw.events.len());
     let mut untracked: Vec<String> = Vec::new();
+    let lookup = DayLookup::new(&days);
     for ev in raw.events {
         let title = clean_owned(ev.title);
         let base_key = ev
@@ -349,7 +381,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             );
             continue;
         };
-        let (start, day) = match resolve_when(when, ev.day, &days, day_change, tz) {
+        let (start, day) = match resolve_when(when, ev.day, &lookup, day_change, tz) {
             Ok(v) => v,
             Err(msg) => {
                 findings.push(Finding::error(file, msg).at(ev.line).talk(&key));
@@ -371,7 +403,7 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             findings.push(Finding::error(file, "the talk ends at an impossible date").at(ev.line).talk(&key));
             continue;
         };
-        let qa_start = ev.qa_start.as_ref().and_then(|w| resolve_when(w, Some(day), &days, day_change, tz).ok()).map(|(t, _)| t);
+        let qa_start = ev.qa_start.as_ref().and_then(|w| resolve_when(w, Some(day), &lookup, day_change, tz).ok()).map(|(t, _)| t);
         if ev.qa_start.is_some() && qa_start.is_none() {
             findings.push(Finding::warning(file, "the Q&A start could not be read; ignored").at(ev.line).talk(&key));
         }
@@ -412,10 +444,11 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
         });
 
         let mut talk_people: Vec<TalkPerson> = Vec::new();
+        let mut seen: HashSet<(String, Role)> = HashSet::new();
         for p in &ev.persons {
             let pkey = people.add(p);
             let role = p.role.unwrap_or(Role::Speaker);
-            if !talk_people.iter().any(|tp| tp.person == pkey && tp.role == role) {
+            if seen.insert((pkey.clone(), role)) {
                 talk_people.push(TalkPerson { person: pkey, role });
             }
         }
@@ -484,8 +517,9 @@ pub fn assemble(file: &str, raw: RawSchedule, opts: &ReadOptions) -> (Conference
             .collect();
         for t in &mut talks {
             let date = conference_date(t.start, day_change);
-            if let Some(d) = days.iter().find(|d| d.date == date) {
-                t.day = d.index;
+            // `days` is sorted by date here.
+            if let Ok(i) = days.binary_search_by_key(&date, |d| d.date) {
+                t.day = days[i].index;
             }
         }
     }
@@ -557,14 +591,57 @@ fn conference_date(t: DateTime<Tz>, day_change: Option<NaiveTime>) -> NaiveDate 
     }
 }
 
+/// The listed days, found by index, by date and by time range without a scan per talk (a file may list tens of
+/// thousands of days; the scans made reading quadratic).
+struct DayLookup<'a> {
+    days: &'a [Day],
+    /// First day in list order with this index, and with this date.
+    by_index: HashMap<u32, usize>,
+    by_date: HashMap<NaiveDate, usize>,
+    /// Days with a start and an end, sorted by start: (start, end, position in `days`).
+    by_start: Vec<(DateTime<Tz>, DateTime<Tz>, usize)>,
+}
+
+impl<'a> DayLookup<'a> {
+    fn new(days: &'a [Day]) -> DayLookup<'a> {
+        let mut by_index = HashMap::new();
+        let mut by_date = HashMap::new();
+        let mut by_start = Vec::new();
+        for (i, d) in days.iter().enumerate() {
+            by_index.entry(d.index).or_insert(i);
+            by_date.entry(d.date).or_insert(i);
+            if let (Some(s), Some(e)) = (d.start, d.end) {
+                by_start.push((s, e, i));
+            }
+        }
+        by_start.sort_by_key(|&(s, _, i)| (s, i));
+        DayLookup { days, by_index, by_date, by_start }
+    }
+
+    fn indexed(&self, index: u32) -> Option<&'a Day> {
+        self.by_index.get(&index).map(|&i| &self.days[i])
+    }
+
+    /// The day whose range holds `t`: the latest-starting one that starts at or before it.
+    fn holding(&self, t: DateTime<Tz>) -> Option<&'a Day> {
+        let after = self.by_start.partition_point(|&(s, _, _)| s <= t);
+        let &(_, end, i) = self.by_start.get(after.checked_sub(1)?)?;
+        (t < end).then(|| &self.days[i])
+    }
+
+    fn on(&self, date: NaiveDate) -> Option<&'a Day> {
+        self.by_date.get(&date).map(|&i| &self.days[i])
+    }
+}
+
 fn resolve_when(
     when: &When,
     day: Option<u32>,
-    days: &[Day],
+    days: &DayLookup<'_>,
     day_change: Option<NaiveTime>,
     tz: Tz,
 ) -> Result<(DateTime<Tz>, u32), String> {
-    let listed = day.and_then(|i| days.iter().find(|d| d.index == i));
+    let listed = day.and_then(|i| days.indexed(i));
     match when {
         When::Absolute(t) => {
             let start = t.with_timezone(&tz);
@@ -597,15 +674,11 @@ fn resolve_when(
     }
 }
 
-fn day_for(start: DateTime<Tz>, days: &[Day], day_change: Option<NaiveTime>) -> u32 {
-    if let Some(d) = days.iter().find(|d| match (d.start, d.end) {
-        (Some(s), Some(e)) => start >= s && start < e,
-        _ => false,
-    }) {
+fn day_for(start: DateTime<Tz>, days: &DayLookup<'_>, day_change: Option<NaiveTime>) -> u32 {
+    if let Some(d) = days.holding(start) {
         return d.index;
     }
-    let date = conference_date(start, day_change);
-    days.iter().find(|d| d.date == date).map_or(0, |d| d.index)
+    days.on(conference_date(start, day_change)).map_or(0, |d| d.index)
 }
 
 fn unique_talk_key(
@@ -617,16 +690,12 @@ fn unique_talk_key(
     findings: &mut Vec<Finding>,
 ) -> String {
     let base = if base.is_empty() { "talk".to_string() } else { base };
+    // Skips suffixes the file itself uses as keys (a talk keyed "x~2" beside two called "x").
+    let key = ids.keys.claim(&base, '~');
     let Some(&(first_day, first_line)) = ids.talk_keys.get(&base) else {
         ids.talk_keys.insert(base.clone(), (day, line));
         return base;
     };
-    let mut n = 2;
-    let mut key = format!("{base}~{n}");
-    while ids.talk_keys.contains_key(&key) {
-        n += 1;
-        key = format!("{base}~{n}");
-    }
     ids.talk_keys.insert(key.clone(), (day, line));
     let first = match first_line {
         Some(l) => format!("line {l}, day {first_day}"),
@@ -729,5 +798,26 @@ mod tests {
         assert_eq!(resolve_local(tz, gap).to_rfc3339(), "2026-03-29T03:00:00+02:00");
         let amb = NaiveDate::from_ymd_opt(2026, 10, 25).unwrap().and_hms_opt(2, 30, 0).unwrap();
         assert_eq!(resolve_local(tz, amb).to_rfc3339(), "2026-10-25T02:30:00+02:00");
+    }
+
+    #[test]
+    fn keys_are_renamed_in_order_around_keys_the_file_uses() {
+        let mut keys = Keys::default();
+        let got: Vec<String> = ["x", "x", "x~3", "x", "x", "x~2"].iter().map(|k| keys.claim(k, '~')).collect();
+        assert_eq!(got, ["x", "x~2", "x~3", "x~4", "x~5", "x~2~2"]);
+        let mut rooms = Keys::default();
+        assert_eq!([rooms.claim("h", '-'), rooms.claim("h", '-')], ["h", "h-2"]);
+    }
+
+    #[test]
+    fn duplicate_talk_keys_are_renamed_and_reported_with_the_first_line() {
+        let talks: String = (0..3).map(|i| format!("  - {{key: same, title: T{i}, room: A, start: \"2026-03-14 1{i}:00\", duration: 30}}\n")).collect();
+        let text = format!("conference: {{title: T, timezone: Europe/Brussels}}\ntalks:\n{talks}");
+        let parsed = crate::schedule::read("d.yaml", text.as_bytes(), &ReadOptions::default()).unwrap();
+        let keys: Vec<&str> = parsed.conference.talks.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["same", "same~2", "same~3"]);
+        let dup: Vec<_> = parsed.findings.iter().filter(|f| f.message.contains("duplicate talk key")).collect();
+        assert_eq!(dup.len(), 2, "{dup:?}");
+        assert!(dup[1].message.contains("first seen at line 3") && dup[1].line == Some(5), "{:?}", dup[1]);
     }
 }

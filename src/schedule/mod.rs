@@ -7,11 +7,12 @@
 pub mod assemble;
 pub mod classify;
 pub mod diff;
-pub mod json;
+mod empty;
+pub mod frab_json;
 pub mod model;
-pub mod people;
+pub mod pentabarf;
+pub mod people_file;
 pub mod validate;
-pub mod xml;
 pub mod yaml;
 
 use chrono_tz::Tz;
@@ -242,11 +243,14 @@ pub fn read(file: &str, bytes: &[u8], opts: &ReadOptions) -> Result<Parsed, Sche
         None => return Err(ScheduleError::new(file, "the file is empty; expected a schedule (XML, JSON or YAML)")),
     };
     let raw = match format {
-        Format::PentabarfXml => xml::read(file, text, opts)?,
-        Format::FrabJson => json::read(file, text)?,
-        Format::Yaml => yaml::read(file, text)?,
+        Format::PentabarfXml => pentabarf::read(file, text, opts)?,
+        Format::FrabJson => frab_json::read(file, text, opts.max_depth)?,
+        Format::Yaml => yaml::read(file, text, opts.max_depth)?,
     };
-    let (conference, findings) = assemble::assemble(file, raw, opts);
+    let (conference, mut findings) = assemble::assemble(file, raw, opts);
+    if conference.talks.is_empty() {
+        empty::check(file, format, text, &mut findings);
+    }
     Ok(Parsed { format, conference, findings })
 }
 

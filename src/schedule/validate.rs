@@ -1,7 +1,10 @@
 //! Semantic checks on an assembled conference: overlaps in one room, talks outside every day, zero or negative
 //! durations, malformed Matrix IDs and e-mail addresses, markup in titles, Q&A starts outside their talk.
 
-use chrono::{Duration, Timelike};
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, NaiveDate, Timelike};
+use chrono_tz::Tz;
 
 use super::Finding;
 use super::model::Conference;
@@ -9,6 +12,7 @@ use super::model::Conference;
 /// Checks a conference; the readers and the assembly already reported what they saw.
 pub fn check(file: &str, conf: &Conference) -> Vec<Finding> {
     let mut out = Vec::new();
+    let days = DaySpans::new(conf);
     for t in &conf.talks {
         let d = t.end - t.start;
         if d < Duration::zero() {
@@ -22,7 +26,7 @@ pub fn check(file: &str, conf: &Conference) -> Vec<Finding> {
                     .talk(&t.key),
             );
         }
-        if !conf.days.is_empty() && !inside_some_day(conf, t) {
+        if !conf.days.is_empty() && !days.hold(t) {
             out.push(
                 Finding::warning(
                     file,
@@ -85,14 +89,38 @@ pub fn check(file: &str, conf: &Conference) -> Vec<Finding> {
     out
 }
 
-fn inside_some_day(conf: &Conference, t: &super::model::Talk) -> bool {
-    conf.days.iter().any(|d| match (d.start, d.end) {
-        (Some(s), Some(e)) => t.start >= s && t.start <= e,
-        _ => {
-            let local = t.start.naive_local();
-            local.date() == d.date || (Some(local.date()) == d.date.succ_opt() && local.hour() < 6)
+/// The conference days as the "outside every day" check needs them, built once (a scan of every day per talk was
+/// quadratic in a file listing tens of thousands of days).
+struct DaySpans {
+    /// Days with a start and an end, sorted by start, each with the latest end among it and the days before it.
+    spans: Vec<(DateTime<Tz>, DateTime<Tz>)>,
+    /// Dates of days without a start and end.
+    dates: HashSet<NaiveDate>,
+}
+
+impl DaySpans {
+    fn new(conf: &Conference) -> DaySpans {
+        let mut spans: Vec<(DateTime<Tz>, DateTime<Tz>)> = conf.days.iter().filter_map(|d| Some((d.start?, d.end?))).collect();
+        spans.sort_by_key(|&(s, _)| s);
+        let mut latest: Option<DateTime<Tz>> = None;
+        for span in &mut spans {
+            let end = latest.map_or(span.1, |l| l.max(span.1));
+            latest = Some(end);
+            span.1 = end;
         }
-    })
+        let dates = conf.days.iter().filter(|d| d.start.is_none() || d.end.is_none()).map(|d| d.date).collect();
+        DaySpans { spans, dates }
+    }
+
+    /// Within a day's start and end (both included), or on a day without them (until 06:00 the next morning).
+    fn hold(&self, t: &super::model::Talk) -> bool {
+        let before = self.spans.partition_point(|&(s, _)| s <= t.start);
+        if before > 0 && t.start <= self.spans[before - 1].1 {
+            return true;
+        }
+        let local = t.start.naive_local();
+        self.dates.contains(&local.date()) || (local.hour() < 6 && local.date().pred_opt().is_some_and(|d| self.dates.contains(&d)))
+    }
 }
 
 fn looks_like_markup(s: &str) -> bool {
@@ -164,6 +192,91 @@ pub fn is_email(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedule::{ReadOptions, Severity, read};
+
+    /// Reads and validates a schedule; every finding, reader's and checks' alike.
+    fn findings(file: &str, text: &str) -> Vec<Finding> {
+        let mut parsed = read(file, text.as_bytes(), &ReadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        parsed.validate(file);
+        parsed.findings
+    }
+
+    /// The one finding about `talk` whose message contains `needle`.
+    fn the<'a>(all: &'a [Finding], talk: Option<&str>, needle: &str) -> &'a Finding {
+        let found: Vec<&Finding> = all.iter().filter(|f| f.talk.as_deref() == talk && f.message.contains(needle)).collect();
+        assert_eq!(found.len(), 1, "{needle:?} in {all:#?}");
+        found[0]
+    }
+
+    const HEAD: &str = "conference: {title: T, timezone: Europe/Brussels}\ntracks:\n  - {key: rust, name: Rust}\npeople:\n  - {key: ann, name: Ann, email: ann@example.org}\ntalks:\n";
+
+    const ONE_TALK: &str = "  - {key: t, title: T, track: rust, room: A, start: \"2026-03-14 10:00\", duration: 30, speakers: [ann]}\n";
+
+    fn yaml(talks: &str) -> String {
+        format!("{HEAD}{talks}")
+    }
+
+    #[test]
+    fn a_talk_outside_every_day_is_named_with_its_line() {
+        let xml = "<schedule><day index=\"1\" date=\"2026-03-14\" start=\"2026-03-14T09:00:00+01:00\" end=\"2026-03-14T18:00:00+01:00\">\n<room name=\"A\">\n\
+                   <event guid=\"in\"><date>2026-03-14T10:00:00+01:00</date><start>10:00</start><duration>0:30</duration><title>In</title></event>\n\
+                   <event guid=\"out\"><date>2026-03-20T10:00:00+01:00</date><start>10:00</start><duration>0:30</duration><title>Out</title></event>\n\
+                   </room></day></schedule>";
+        let all = findings("s.xml", xml);
+        let f = the(&all, Some("out"), "outside every conference day");
+        assert_eq!((f.talk.as_deref(), f.line, f.severity), (Some("out"), Some(4), Severity::Warning));
+    }
+
+    #[test]
+    fn zero_and_negative_durations() {
+        let all = findings(
+            "s.yaml",
+            &yaml(concat!(
+                "  - {key: zero, title: Z, track: rust, room: A, start: \"2026-03-14 10:00\", duration: 0}\n",
+                "  - {key: back, title: B, track: rust, room: B, start: \"2026-03-14 10:00\", end: \"2026-03-14 09:00\"}\n",
+                "  - {key: minus, title: M, track: rust, room: C, start: \"2026-03-14 10:00\", duration: -5}\n",
+            )),
+        );
+        let zero = the(&all, Some("zero"), "zero duration");
+        assert_eq!((zero.talk.as_deref(), zero.line, zero.severity), (Some("zero"), Some(7), Severity::Warning));
+        let back = the(&all, Some("back"), "ends before it starts");
+        assert_eq!((back.talk.as_deref(), back.line, back.severity), (Some("back"), Some(8), Severity::Error));
+        let minus = the(&all, Some("minus"), "duration -5 minutes is negative");
+        assert_eq!((minus.talk.as_deref(), minus.line, minus.severity), (Some("minus"), Some(9), Severity::Error));
+    }
+
+    #[test]
+    fn a_malformed_email_names_the_person() {
+        let text = yaml(ONE_TALK).replace("ann@example.org", "ann at example.org");
+        let all = findings("s.yaml", &text);
+        let f = the(&all, None, "is not an e-mail address");
+        assert!(f.message.contains("person ann (Ann)") && f.message.contains("\"ann at example.org\""), "{f}");
+        assert_eq!(f.severity, Severity::Error);
+    }
+
+    #[test]
+    fn an_unknown_yaml_track_is_an_error_at_the_talk() {
+        let all = findings(
+            "s.yaml",
+            &yaml(concat!(
+                "  - key: t1\n    title: Fine\n    track: rust\n    room: A\n    start: \"2026-03-14 10:00\"\n    duration: 30\n",
+                "  - key: t2\n    title: Lost\n    track: go\n    room: A\n    start: \"2026-03-14 11:00\"\n    duration: 30\n",
+            )),
+        );
+        let f = the(&all, Some("t2"), "unknown track \"go\"");
+        assert_eq!((f.talk.as_deref(), f.line, f.severity), (Some("t2"), Some(13), Severity::Error));
+        assert!(f.message.contains("declare it under tracks:"), "{f}");
+    }
+
+    #[test]
+    fn an_invalid_day_change_is_an_error_with_its_line() {
+        let text = yaml(ONE_TALK).replace("timezone: Europe/Brussels}", "timezone: Europe/Brussels,\n  day_change: \"25:00\"}");
+        let all = findings("s.yaml", &text);
+        let f = the(&all, None, "day_change");
+        assert_eq!((f.line, f.severity), (Some(2), Severity::Error));
+        assert!(f.message.contains("\"25:00\"") && f.message.contains("HH:MM"), "{f}");
+    }
+
 
     #[test]
     fn matrix_ids() {

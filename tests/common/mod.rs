@@ -4,10 +4,20 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long one CLI call in a test may take before the test fails (a hang fails, it does not stall CI).
+pub const CLI_LIMIT: Duration = Duration::from_secs(300);
+
+/// How long the test API client waits out 429s on one request, in total.
+const RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -18,10 +28,11 @@ fn script_vars(stdout: &[u8]) -> HashMap<String, String> {
     String::from_utf8_lossy(stdout).lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
 }
 
-/// Watchdog: runs `stop DIR` once this test process is gone, whatever way it ends.
+/// Watchdog: runs `stop DIR` once this test process is gone, whatever way it ends, then removes DIR (the servers
+/// are held in statics, whose temp dirs are never dropped).
 fn stop_when_done(stop: &str, dir: &Path) {
     let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1",
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1; rm -rf {dir}",
         pid = std::process::id(),
         stop = root().join(stop).display(),
         dir = dir.display()
@@ -142,11 +153,15 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Api {
-        Api { base: base.to_string(), token: token.to_string(), http: reqwest::Client::new() }
+        // Every request bounded: a homeserver that stops answering fails the test instead of stalling it.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("an HTTP client");
+        Api { base: base.to_string(), token: token.to_string(), http }
     }
 
-    /// GET, waiting out 429s (Synapse limits some reads, such as the hierarchy, whatever the profile).
+    /// GET, waiting out 429s (Synapse limits some reads, such as the hierarchy, whatever the profile), at most
+    /// [`RATE_LIMIT_WAIT`] in all.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let start = Instant::now();
         loop {
             let resp = self
                 .http
@@ -159,6 +174,11 @@ impl Api {
             let body = resp.json().await.unwrap_or(serde_json::Value::Null);
             if status == 429 {
                 let ms = body["retry_after_ms"].as_u64().unwrap_or(500);
+                assert!(
+                    start.elapsed() + Duration::from_millis(ms) < RATE_LIMIT_WAIT,
+                    "GET {path}: still rate limited after {:?} (next retry in {ms} ms)",
+                    start.elapsed()
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(ms + 10)).await;
                 continue;
             }
@@ -194,30 +214,139 @@ impl Api {
 }
 
 /// Percent-encodes a path segment (room ids and aliases contain `!`, `#` and `:`).
+#[allow(unused_imports)]
 pub use stagehand::plan::widgets::enc;
 
+/// Runs `cmd` to its end within `limit`, collecting its output; if it takes longer, kills it and fails the test
+/// saying what it waited for (`what`) and what the command printed so far.
+pub fn output_within(cmd: &mut Command, limit: Duration, what: &str) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = stderr.join().unwrap_or_default();
+                let tail: String = String::from_utf8_lossy(&err).lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                panic!("{what}: still running after {limit:?}, killed; its last output:\n{tail}");
+            }
+        }
+    };
+    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
+}
+
+/// `stagehand ARGS --config CONFIG --homeserver URL` with the bot's token, run from the repository root.
+pub fn stagehand(args: &[&str], config: &Path, url: &str, token: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+    cmd.args(args).arg("--config").arg(config).args(["--homeserver", url]).env("STAGEHAND_ACCESS_TOKEN", token).current_dir(root());
+    cmd
+}
+
+/// Runs a `stagehand ... --json` command within [`CLI_LIMIT`]; fails unless it succeeds, and returns its report.
+pub fn stagehand_json(args: &[&str], config: &Path, url: &str, token: &str) -> serde_json::Value {
+    let what = format!("stagehand {}", args.join(" "));
+    let out = output_within(&mut stagehand(args, config, url, token), CLI_LIMIT, &what);
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// Runs `stagehand apply` with this config and token until it reaches the test point (`create:N`, `state:N`,
-/// `invite:N`), then SIGKILLs it: no chance to clean up. Fails if the point is never reached.
+/// `invite:N`), then SIGKILLs it: no chance to clean up. Fails if the point is not reached within [`CLI_LIMIT`] or
+/// the bot ends before it.
 pub fn apply_killed_at(point: &str, config: &Path, token: &str, url: &str) {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stagehand"))
-        .args(["apply", "--config"])
-        .arg(config)
-        .args(["--homeserver", url])
-        .env("STAGEHAND_ACCESS_TOKEN", token)
+    let mut child = stagehand(&["apply"], config, url, token)
         .env("STAGEHAND_TEST_PAUSE_AFTER", point)
         .env("RUST_LOG", "warn")
-        .current_dir(root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("run stagehand apply");
     let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    let reached = stderr.lines().map_while(Result::ok).any(|l| l.starts_with("STAGEHAND_TEST_POINT"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let reached = line.starts_with("STAGEHAND_TEST_POINT");
+            if tx.send((reached, line)).is_err() || reached {
+                return;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut said = Vec::new();
+    let reached = loop {
+        match rx.recv_timeout(CLI_LIMIT.saturating_sub(start.elapsed())) {
+            Ok((true, _)) => break Ok(()),
+            Ok((false, line)) => said.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break Err(format!("not reached within {CLI_LIMIT:?}")),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Err("the bot ended first".to_string()),
+        }
+    };
     let killed = Command::new("kill").arg("-9").arg(child.id().to_string()).status();
     let _ = child.wait(); // reaps the killed child; its exit status is SIGKILL by construction
     assert!(killed.is_ok_and(|s| s.success()), "could not SIGKILL the bot");
-    assert!(reached, "the bot never reached {point}");
+    if let Err(why) = reached {
+        panic!("waiting for the bot to reach test point {point}: {why}; it said:\n{}", said.join("\n"));
+    }
+}
+
+/// Environment for one test without `std::env::set_var` (which races with the sibling tests' reads): unless `vars`
+/// are set in this process already, runs the test `test` (its full name) again in a child process that has them,
+/// fails if it fails there, and returns false (the caller returns); in that child it returns true and the test goes on.
+pub fn with_env(test: &str, vars: &[(&str, &str)]) -> bool {
+    if vars.iter().all(|(k, v)| std::env::var(k).is_ok_and(|x| x == *v)) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    cmd.args([test, "--exact", "--test-threads=1"]).envs(vars.iter().copied());
+    let out = output_within(&mut cmd, CLI_LIMIT, &format!("{test} in a child process"));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("1 passed"), "{test}, run with {vars:?} in a child process:\n{said}");
+    false
+}
+
+/// A Pentabarf export with every `<event id="N">` rewritten (N + 1,000,000) and everything else, guids included, kept:
+/// what FOSDEM did between two 2024 exports.
+pub fn with_event_ids_rewritten(xml: &str) -> String {
+    const TAG: &str = " id=\"";
+    let mut out = String::with_capacity(xml.len() + xml.len() / 100);
+    let mut rest = xml;
+    while let Some(at) = rest.find("<event ") {
+        let (before, tag) = rest.split_at(at);
+        out.push_str(before);
+        let end = tag.find('>').unwrap_or(tag.len());
+        let (head, tail) = tag.split_at(end);
+        match head.find(TAG).and_then(|i| {
+            let digits = &head[i + TAG.len()..];
+            let n = digits.find('"')?;
+            Some((i + TAG.len(), n, digits[..n].parse::<u64>().ok()?))
+        }) {
+            Some((start, len, id)) => {
+                out.push_str(&head[..start]);
+                out.push_str(&(id + 1_000_000).to_string());
+                out.push_str(&head[start + len..]);
+            }
+            None => out.push_str(head),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {

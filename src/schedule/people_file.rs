@@ -2,7 +2,10 @@
 //!
 //! Three shapes are read: a YAML list, a CSV table (header `key,name,email,matrix,role,track,talk`), and FOSDEM's
 //! speaker feed (`{"talks": [...], "tracks": [...]}` with `event_role`, `email`, `matrix_id`). Entries match a
-//! schedule person by person key, then by e-mail, then by name only when exactly one person has that name.
+//! schedule person by person key, then by e-mail, then by name only when exactly one person has that name: a
+//! name-only match is a warning naming both sides, or refused (an error) when the config says so.
+
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
@@ -164,6 +167,7 @@ pub fn read(file: &str, text: &str) -> Result<Vec<PeopleEntry>, ScheduleError> {
     if first_line.contains(',') && !first_line.contains(':') {
         return read_csv(file, text);
     }
+    super::yaml::check_shape(file, text, super::ReadOptions::default().max_depth)?;
     let doc: YamlDoc = yaml_serde::from_str(text).map_err(|e| {
         let loc = e.location();
         ScheduleError {
@@ -241,12 +245,63 @@ fn read_csv(file: &str, text: &str) -> Result<Vec<PeopleEntry>, ScheduleError> {
     Ok(out)
 }
 
-/// Applies people entries to a conference. Returns findings for entries that matched nobody or named unknown talks.
-pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>) -> Vec<Finding> {
+/// What to do with an entry that matches a schedule person by display name only (no key, no known e-mail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameOnly {
+    /// Apply it, with a warning naming both sides.
+    #[default]
+    Warn,
+    /// Do not apply it: an error naming both sides.
+    Refuse,
+}
+
+/// How an entry found its schedule person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    KeyOrEmail,
+    NameOnly,
+}
+
+/// Applies people entries to a conference. Returns findings for entries that matched nobody, matched by name only, or
+/// named unknown talks.
+pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>, by_name: NameOnly) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let mut index = Index::new(conf);
     for entry in entries {
-        let idx = match find_person(conf, &entry) {
-            Ok(Some(i)) => i,
+        let idx = match index.find_person(&entry) {
+            Ok(Some((i, Match::KeyOrEmail))) => i,
+            Ok(Some((i, Match::NameOnly))) => {
+                let p = &conf.people[i];
+                let both = format!(
+                    "the entry {:?} has no key and no e-mail the schedule knows, and matches schedule person {} ({:?}) \
+                     by display name only",
+                    entry.name.as_deref().unwrap_or_default(),
+                    p.key,
+                    p.name
+                );
+                if by_name == NameOnly::Refuse {
+                    findings.push(
+                        Finding::error(
+                            file,
+                            format!("{both}; refused (schedule.refuse_name_only_matches): add `key: {}` to the entry", p.key),
+                        )
+                        .at(entry.line),
+                    );
+                    continue;
+                }
+                findings.push(
+                    Finding::warning(
+                        file,
+                        format!(
+                            "{both}; check that they are the same person and add `key: {}` to the entry to make it \
+                             certain (schedule.refuse_name_only_matches: true refuses such matches)",
+                            p.key
+                        ),
+                    )
+                    .at(entry.line),
+                );
+                i
+            }
             Ok(None) => {
                 let Some(key) = entry
                     .key
@@ -270,6 +325,7 @@ pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>) -> Ve
                     name: entry.name.as_deref().map(clean_text).unwrap_or_default(),
                     ..Person::default()
                 });
+                index.add_person(conf, conf.people.len() - 1);
                 conf.people.len() - 1
             }
             Err(msg) => {
@@ -286,20 +342,22 @@ pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>) -> Ve
         for e in &entry.emails {
             if !person.emails.iter().any(|x| x.eq_ignore_ascii_case(e)) {
                 person.emails.push(e.clone());
+                index.by_email.entry(e.to_lowercase()).or_insert(idx);
             }
         }
         if person.name.is_empty()
             && let Some(n) = &entry.name
         {
             person.name = clean_text(n);
+            index.by_name.entry(person.name.clone()).or_default().push(idx);
         }
         let pkey = person.key.clone();
         for (role, track, talk) in &entry.roles {
             if let Some(t) = talk {
-                match conf.talks.iter_mut().find(|x| &x.key == t || x.id.as_ref() == Some(t) || x.guid.as_ref() == Some(t)) {
-                    Some(talk) => {
-                        if !talk.people.iter().any(|p| p.person == pkey && p.role == *role) {
-                            talk.people.push(TalkPerson { person: pkey.clone(), role: *role });
+                match index.talks.get(t.as_str()).copied() {
+                    Some(ti) => {
+                        if index.in_talks.insert((ti, pkey.clone(), *role)) {
+                            conf.talks[ti].people.push(TalkPerson { person: pkey.clone(), role: *role });
                         }
                     }
                     None => findings.push(
@@ -308,11 +366,11 @@ pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>) -> Ve
                 }
             }
             if let Some(tr) = track {
-                let lower = tr.to_lowercase();
-                match conf.tracks.iter_mut().find(|x| &x.key == tr || x.name.to_lowercase() == lower) {
-                    Some(track) => {
-                        if *role == Role::Coordinator && !track.coordinators.contains(&pkey) {
-                            track.coordinators.push(pkey.clone());
+                let found = [index.tracks.get(tr.as_str()), index.tracks.get(&tr.to_lowercase())].into_iter().flatten().min().copied();
+                match found {
+                    Some(ti) => {
+                        if *role == Role::Coordinator && index.coordinating.insert((ti, pkey.clone())) {
+                            conf.tracks[ti].coordinators.push(pkey.clone());
                         }
                     }
                     None => findings.push(
@@ -325,35 +383,77 @@ pub fn apply(file: &str, conf: &mut Conference, entries: Vec<PeopleEntry>) -> Ve
     findings
 }
 
-/// Person key first, then e-mail, then a unique exact name. Never a guess between several.
-fn find_person(conf: &Conference, e: &PeopleEntry) -> Result<Option<usize>, String> {
-    if let Some(k) = &e.key
-        && let Some(i) = conf.people.iter().position(|p| &p.key == k)
-    {
-        return Ok(Some(i));
-    }
-    for mail in &e.emails {
-        if let Some(i) = conf.people.iter().position(|p| p.emails.iter().any(|x| x.eq_ignore_ascii_case(mail))) {
-            return Ok(Some(i));
+/// The conference's people, talks and tracks by what people files name them with, built once and kept up to date
+/// (a scan per entry was quadratic in a file of tens of thousands of entries). Each name maps to the first in
+/// schedule order, as a scan would find it.
+struct Index {
+    by_key: HashMap<String, usize>,
+    /// Lower-cased e-mail address.
+    by_email: HashMap<String, usize>,
+    by_name: HashMap<String, Vec<usize>>,
+    /// Talk key, id or guid.
+    talks: HashMap<String, usize>,
+    /// Track key, or lower-cased track name.
+    tracks: HashMap<String, usize>,
+    /// (talk, person, role) and (track, coordinator) already there.
+    in_talks: HashSet<(usize, String, Role)>,
+    coordinating: HashSet<(usize, String)>,
+}
+
+impl Index {
+    fn new(conf: &Conference) -> Index {
+        let mut index = Index {
+            by_key: HashMap::new(),
+            by_email: HashMap::new(),
+            by_name: HashMap::new(),
+            talks: HashMap::new(),
+            tracks: HashMap::new(),
+            in_talks: HashSet::new(),
+            coordinating: HashSet::new(),
+        };
+        for i in 0..conf.people.len() {
+            index.add_person(conf, i);
         }
-    }
-    if e.key.is_none()
-        && let Some(n) = &e.name
-    {
-        let n = clean_text(n);
-        let hits: Vec<usize> = conf.people.iter().enumerate().filter(|(_, p)| p.name == n).map(|(i, _)| i).collect();
-        match hits.as_slice() {
-            [i] => return Ok(Some(*i)),
-            [] => {}
-            _ => {
-                return Err(format!(
-                    "{n:?} is the name of {} people in the schedule; give a key or e-mail to say which",
-                    hits.len()
-                ));
+        for (i, t) in conf.talks.iter().enumerate() {
+            for name in [Some(&t.key), t.id.as_ref(), t.guid.as_ref()].into_iter().flatten() {
+                index.talks.entry(name.clone()).or_insert(i);
             }
+            index.in_talks.extend(t.people.iter().map(|p| (i, p.person.clone(), p.role)));
+        }
+        for (i, t) in conf.tracks.iter().enumerate() {
+            index.tracks.entry(t.key.clone()).or_insert(i);
+            index.tracks.entry(t.name.to_lowercase()).or_insert(i);
+            index.coordinating.extend(t.coordinators.iter().map(|c| (i, c.clone())));
+        }
+        index
+    }
+
+    fn add_person(&mut self, conf: &Conference, i: usize) {
+        let p = &conf.people[i];
+        self.by_key.entry(p.key.clone()).or_insert(i);
+        for e in &p.emails {
+            self.by_email.entry(e.to_lowercase()).or_insert(i);
+        }
+        self.by_name.entry(p.name.clone()).or_default().push(i);
+    }
+
+    /// Person key first, then e-mail, then a unique exact name. Never a guess between several.
+    fn find_person(&self, e: &PeopleEntry) -> Result<Option<(usize, Match)>, String> {
+        if let Some(&i) = e.key.as_ref().and_then(|k| self.by_key.get(k)) {
+            return Ok(Some((i, Match::KeyOrEmail)));
+        }
+        if let Some(&i) = e.emails.iter().find_map(|m| self.by_email.get(&m.to_lowercase())) {
+            return Ok(Some((i, Match::KeyOrEmail)));
+        }
+        let Some(n) = e.name.as_ref().filter(|_| e.key.is_none()) else { return Ok(None) };
+        let n = clean_text(n);
+        let hits: &[usize] = self.by_name.get(&n).map_or(&[], Vec::as_slice);
+        match hits {
+            [i] => Ok(Some((*i, Match::NameOnly))),
+            [] => Ok(None),
+            _ => Err(format!("{n:?} is the name of {} people in the schedule; give a key or e-mail to say which", hits.len())),
         }
     }
-    Ok(None)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use chrono::{Duration, NaiveDate};
 use quick_xml::Reader;
+use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesStart, Event};
 
 use super::assemble::{RawDay, RawEvent, RawPerson, RawSchedule, RawTrack, When};
@@ -155,6 +156,16 @@ pub fn read(file: &str, text: &str, opts: &ReadOptions) -> Result<RawSchedule, S
             Ok(ev) => ev,
             Err(e) => return Err(xml_error(file, bytes, reader.error_position() as usize, &e.to_string())),
         };
+        if let Event::Start(e) | Event::Empty(e) = &ev
+            && let Some(Err(err)) = e.attributes().find(|a| matches!(a, Err(AttrError::Duplicated(..))))
+        {
+            return Err(ScheduleError::at_offset(
+                file,
+                bytes,
+                pos,
+                format!("{err}: each attribute may appear once in an element; the file is damaged"),
+            ));
+        }
         match ev {
             Event::Start(e) => {
                 let name = e.local_name();
