@@ -4,21 +4,18 @@ use std::process::ExitCode;
 
 use stagehand::matrix::reconcile::Scope;
 
-use super::ScheduleArgs;
+use super::ServerArgs;
 use super::build::{self, BuildOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    input: ScheduleArgs,
-    /// Homeserver URL; defaults to homeserver.url from the config.
-    #[arg(long)]
-    homeserver: Option<String>,
+    server: ServerArgs,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    build::run(BuildOptions::new(&args.input, args.homeserver.as_deref(), false, Scope::All, args.json)?).await
+    build::run(BuildOptions::new(&args.server.input, args.server.homeserver.as_deref(), false, Scope::All, args.json)?).await
 }

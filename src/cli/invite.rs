@@ -5,16 +5,13 @@ use std::process::ExitCode;
 
 use stagehand::matrix::reconcile::Scope;
 
-use super::ScheduleArgs;
+use super::ServerArgs;
 use super::build::{self, BuildOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    input: ScheduleArgs,
-    /// Homeserver URL; defaults to homeserver.url from the config.
-    #[arg(long)]
-    homeserver: Option<String>,
+    server: ServerArgs,
     /// Say what would be sent, send nothing.
     #[arg(long)]
     dry_run: bool,
@@ -24,6 +21,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let options = BuildOptions::new(&args.input, args.homeserver.as_deref(), args.dry_run, Scope::Members, args.json)?;
+    let options = BuildOptions::new(&args.server.input, args.server.homeserver.as_deref(), args.dry_run, Scope::Members, args.json)?;
     build::run(options).await
 }

@@ -48,6 +48,16 @@ pub struct ScheduleArgs {
     timezone: Option<String>,
 }
 
+/// The schedule and the homeserver a command works on.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub input: ScheduleArgs,
+    /// Homeserver URL; defaults to homeserver.url from the config.
+    #[arg(long)]
+    pub homeserver: Option<String>,
+}
+
 /// `--format`: the schedule readers by the names the flag has always taken.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum FormatArg {

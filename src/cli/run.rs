@@ -22,15 +22,12 @@ use stagehand::web::{self, Pages, Site};
 use tokio::sync::watch;
 
 use super::build::{BuildOptions, reconcile_options};
-use super::{ScheduleArgs, connect, load_and_report, load_schedule, print, widget_context};
+use super::{ServerArgs, connect, load_and_report, load_schedule, print, widget_context};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    input: ScheduleArgs,
-    /// Homeserver URL; defaults to homeserver.url from the config.
-    #[arg(long)]
-    homeserver: Option<String>,
+    server: ServerArgs,
     /// Address the widget pages are served on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
@@ -85,7 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.speed.is_finite() && args.speed >= 1.0) {
         bail!("--speed must be 1 or more");
     }
-    let build = BuildOptions::new(&args.input, args.homeserver.as_deref(), false, Scope::All, false)?;
+    let build = BuildOptions::new(&args.server.input, args.server.homeserver.as_deref(), false, Scope::All, false)?;
     let parsed = load_and_report(&build.request, &build.config).await?;
     if parsed.errors().count() > 0 {
         bail!("the schedule has errors (see above); fix them before running");
