@@ -365,3 +365,45 @@ async fn killed_right_after_a_send_the_restarted_runner_says_nothing_twice_and_s
     let logged: Vec<String> = before_kill.iter().filter(|l| l.contains("beyond its grace")).cloned().collect();
     assert!(logged.iter().any(|l| l.contains("live-soon")) && logged.iter().any(|l| l.contains("last-minute")), "{before_kill:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_changed_while_running_is_followed_on_sighup() {
+    // On the real clock: the first talk starts in 20 minutes. While the bot runs, the organisers move it by an hour
+    // and send SIGHUP: the talk room is told the new time once, and the pages show the new schedule.
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    let (start, later) = (now + chrono::Duration::minutes(20), now + chrono::Duration::minutes(80));
+    let camp = Camp::new("runhup", &fmt(start), &fmt(start + chrono::Duration::minutes(30)));
+    assert_eq!(camp.apply()["failed"], 0);
+    let port = free_port();
+    let mut run = camp.run(&[], port);
+    let started = Instant::now();
+    while health(port).await.is_none_or(|h| h["runner"]["alive"] != true) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the runner never came up");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let schedule = std::fs::read_to_string(&camp.schedule).expect("schedule");
+    std::fs::write(&camp.schedule, schedule.replacen(&fmt(start), &fmt(later), 1)).expect("write the new schedule");
+    let _ = Command::new("kill").arg("-HUP").arg(run.id().to_string()).status();
+    let bot = Api::new(&synapse().url, &camp.bot.token);
+    let talk = camp.room("talk-t1").await;
+    let started = Instant::now();
+    let moved = loop {
+        let said: Vec<Value> = notices(&events(&bot, &talk).await, &camp.bot.user_id).into_iter().cloned().collect();
+        if !said.is_empty() {
+            break said;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the talk room was never told it moved");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(moved[0]["content"]["body"].as_str().unwrap_or_default().contains("has moved"), "{moved:#?}");
+    let page: Value = reqwest::get(format!("http://127.0.0.1:{port}/schedule/runhup/rust/json")).await.unwrap().json().await.unwrap();
+    let shown = page.to_string();
+    assert!(shown.contains(&later.format("%H:%M").to_string()) || shown.contains(&later.format("%Y-%m-%dT%H:%M").to_string()), "{page}");
+    // A second SIGHUP with nothing changed tells nobody anything.
+    let _ = Command::new("kill").arg("-HUP").arg(run.id().to_string()).status();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let out = terminate(&mut run);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(notices(&events(&bot, &talk).await, &camp.bot.user_id).len(), 1, "told twice");
+}
