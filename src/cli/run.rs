@@ -230,7 +230,12 @@ async fn refresh_loop(
         }
     };
     let mut hup = hangup();
-    converge_rooms(run, &current).await;
+    // A stop request does not wait for a long reconcile (invites under rate limits): it is cut short, and the next
+    // start converges again.
+    tokio::select! {
+        _ = converge_rooms(run, &current) => {},
+        _ = stop.wait_for(|s| *s) => return,
+    }
     loop {
         let next: Option<DateTime<Utc>> = cron.upcoming(Utc).next();
         let wait = next.map_or(Duration::from_secs(3600), |n| (n - Utc::now()).to_std().unwrap_or_default());
@@ -252,7 +257,10 @@ async fn refresh_loop(
         };
         let old = std::mem::replace(&mut current.conference, parsed.conference.clone());
         let fresh = prepare(run, parsed.conference);
-        converge_rooms(run, &fresh).await;
+        tokio::select! {
+            _ = converge_rooms(run, &fresh) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
         let mut list: Vec<Action> = (*fresh.actions).clone();
         list.extend(timeline::moved_notices(&old, &fresh.conference, &fresh.plan, &config.timeline.actions, run.clock.now()));
         list.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
