@@ -18,7 +18,10 @@ use crate::plan::state::{self, StateMap};
 pub async fn update(hs: &Homeserver, room: &PlannedRoom, found: Located, s: &Settings, parent_id: Option<&str>, links: &Links, dry_run: bool) -> Built {
     let Located { room_id, mut state, managed, .. } = found;
     let RoomWork { changes, members } = desired::room(room, Observed { state: &state, managed: &managed }, s, parent_id, links);
-    let directory = if s.members_only { None } else { directory_change(hs, &room_id, room, &state, dry_run).await };
+    // A talk room opened after its talk is public to join but never listed: only rooms the plan makes public, or
+    // that were public otherwise, have their directory entry looked at.
+    let opened = s.moment.open.contains(&room.key);
+    let directory = if s.members_only || opened { None } else { directory_change(hs, &room_id, room, &state, dry_run).await };
     let result = super::send(hs, &room_id, &changes, dry_run).await;
     let ok = result.is_ok();
     if ok {
