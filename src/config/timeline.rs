@@ -16,8 +16,8 @@ pub struct TimelineConfig {
     /// The SQLite file that records every action (fired, skipped, failed), so a restart neither repeats nor loses
     /// one. Keep it for the whole event.
     pub store: PathBuf,
-    /// When to re-read the schedule and reconcile (cron, seconds first: `0 */5 * * * *` is every five minutes).
-    /// SIGHUP re-reads at once.
+    /// When to re-read the schedule and reconcile (cron, seconds first). The default, every five minutes at 2:30
+    /// past, keeps the full reconcile away from :00 and :30, when talks go live. SIGHUP re-reads at once.
     pub refresh: String,
     /// How a talk room opens to the audience after its talk.
     pub opened: OpenedRoom,
@@ -39,7 +39,7 @@ impl Default for TimelineConfig {
     fn default() -> Self {
         TimelineConfig {
             store: PathBuf::from(".stagehand/stagehand.sqlite"),
-            refresh: "0 */5 * * * *".into(),
+            refresh: "30 2-59/5 * * * *".into(),
             opened: OpenedRoom::default(),
             actions: TimelineOptions::default(),
         }
@@ -56,7 +56,7 @@ impl TimelineConfig {
     /// The refresh schedule, parsed.
     pub fn refresh_schedule(&self) -> Result<cron::Schedule, String> {
         cron::Schedule::from_str(&self.refresh).map_err(|e| {
-            format!("timeline.refresh {:?} is not a cron expression ({e}); six fields, seconds first: \"0 */5 * * * *\"", self.refresh)
+            format!("timeline.refresh {:?} is not a cron expression ({e}); six fields, seconds first: \"30 2-59/5 * * * *\" is every five minutes at 2:30 past", self.refresh)
         })
     }
 

@@ -222,6 +222,19 @@ impl Homeserver {
         Ok(out)
     }
 
+    /// The content of one state event, or `None` when the room has none of that type and key.
+    pub async fn state_event(&self, room_id: &str, event_type: &str, state_key: &str) -> Result<Option<Value>, MatrixError> {
+        use state::get_state_event_for_key::v3 as get;
+        let id = room_id_of(room_id)?;
+        let what = format!("read {event_type} in {room_id}");
+        let request = get::Request::new(id, StateEventType::from(event_type), state_key.to_string());
+        match self.call(&what, false, || self.client.send(request.clone()).into_future()).await {
+            Ok(resp) => Ok(serde_json::from_str::<Value>(resp.event_or_content.get()).ok()),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One event of a room, as JSON (for the membership an event replaced).
     pub async fn event(&self, room_id: &str, event_id: &str) -> Result<Value, MatrixError> {
         let id = room_id_of(room_id)?;

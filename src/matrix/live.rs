@@ -12,10 +12,11 @@ use tokio::sync::Mutex;
 use tracing::instrument;
 
 use super::client::{Homeserver, MatrixError, state_map};
-use super::reconcile::locate::{Found, locate};
-use super::reconcile::{Moment, Options, Status, send_ids, settings};
+use super::reconcile::locate::taken_up;
+use super::reconcile::{Moment, Options, send_ids, settings};
 use crate::plan::desired::{self, Observed, spaces};
-use crate::plan::managed;
+use crate::plan::managed::{self, Managed};
+use crate::plan::state::{self, LOCATOR, StateMap};
 use crate::plan::{Plan, PlannedRoom};
 use crate::timeline::{Action, Clock, Effect, Invitee, LiveState, Message, Priority, SendError, Sender as TimelineSender, state_at};
 
@@ -118,34 +119,38 @@ impl Live {
         let _one_at_a_time = lock.lock().await;
         let moment = now();
         let s = settings(&self.hs, &self.plan, &self.opts, &moment);
-        let found = located(locate(&self.hs, &self.plan.conference, room).await)?;
+        // The room's own state (small), and of its space only the one link: a space of a thousand talk rooms is
+        // never read whole on the day.
+        let room_id = self.room_id(key).await?;
+        let events = self.hs.room_state(&room_id).await?;
+        let state = state_map(&events);
+        let ours = state::get(&state, LOCATOR, "").is_some_and(|l| l["conference"] == self.plan.conference.as_str() && l["key"] == key);
+        if !ours {
+            return Err(MatrixError::Setup(format!("{} is not the room Stagehand built for {key}", room.alias)));
+        }
+        let managed = Managed::from_state(&state);
+        let taken = taken_up(&self.hs, &room_id, &events, &managed).await;
         let parent_id = match &room.parent {
             Some(p) => Some(self.room_id(p).await?),
             None => None,
         };
-        let seen = Observed { state: &found.state, managed: &found.managed };
+        let seen = Observed { state: &state, managed: &managed };
         // People known by e-mail who took their invite up here keep their power: their links are on record here.
-        let links = managed::links(std::iter::once((&found.managed, &found.taken)));
+        let links = managed::links(std::iter::once((&managed, &taken)));
         let changes = desired::room_changes(room, seen, &s, parent_id.as_deref(), &links);
-        let mut sent = send_ids(&self.hs, &found.room_id, &changes, false).await?;
+        let mut sent = send_ids(&self.hs, &room_id, &changes, false).await?;
         if let Some(space_id) = parent_id {
-            let space = state_map(&self.hs.room_state(&space_id).await?);
-            if let Some(link) = desired::change(&space, spaces::child_link(room, &found.room_id, &s)) {
+            let link = spaces::child_link(room, &room_id, &s);
+            let current = self.hs.state_event(&space_id, &link.event_type, &link.state_key).await?;
+            let mut space = StateMap::new();
+            if let Some(c) = current {
+                space.insert((link.event_type.clone(), link.state_key.clone()), c);
+            }
+            if let Some(link) = desired::change(&space, link) {
                 sent.extend(send_ids(&self.hs, &space_id, std::slice::from_ref(&link), false).await?);
             }
         }
         Ok(sent)
-    }
-}
-
-/// A located room, or why it cannot be used.
-fn located(found: Found) -> Result<super::reconcile::locate::Located, MatrixError> {
-    match found {
-        Ok(Some(l)) => Ok(l),
-        Ok(None) => Err(MatrixError::Setup("the room does not exist; run `stagehand apply`".into())),
-        Err(Status::Foreign { reason }) => Err(MatrixError::Setup(reason)),
-        Err(Status::Failed { error }) => Err(MatrixError::Setup(error)),
-        Err(other) => Err(MatrixError::Setup(format!("{other:?}"))),
     }
 }
 
