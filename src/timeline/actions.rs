@@ -22,9 +22,11 @@ pub enum ActionKind {
     LiveSoon,
     BackstageLiveSoon,
     LastMinute,
+    /// Before the maximise and suggest of the same instant: a message is cheap, a converge reads and writes rooms, and
+    /// dozens of talks go live in one second.
+    LiveNotice,
     Maximise,
     Suggest,
-    LiveNotice,
     EndingSoon,
     RestoreLayout,
     Unsuggest,
@@ -60,9 +62,9 @@ impl ActionKind {
         ActionKind::LiveSoon,
         ActionKind::BackstageLiveSoon,
         ActionKind::LastMinute,
+        ActionKind::LiveNotice,
         ActionKind::Maximise,
         ActionKind::Suggest,
-        ActionKind::LiveNotice,
         ActionKind::EndingSoon,
         ActionKind::RestoreLayout,
         ActionKind::Unsuggest,
