@@ -6,8 +6,8 @@
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::assemble::{RawDay, RawEvent, RawPerson, RawSchedule, RawTrack, When};
-use super::assemble::{parse_duration, parse_instant, parse_time};
+use super::raw::{RawDay, RawEvent, RawPerson, RawSchedule, RawTrack, When};
+use super::raw::{parse_duration, parse_instant, parse_time};
 use super::model::Role;
 use super::{Finding, ScheduleError};
 

@@ -5,6 +5,8 @@
 //! [`crate::source`]; nothing here touches the network, the clock or Matrix.
 
 pub mod assemble;
+mod days;
+pub mod raw;
 pub mod classify;
 pub mod diff;
 mod empty;

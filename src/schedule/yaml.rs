@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use chrono::{Duration, NaiveDateTime, NaiveTime};
 use serde::Deserialize;
 
-use super::assemble::{RawEvent, RawPerson, RawSchedule, RawTrack, When};
-use super::assemble::{parse_duration, parse_instant};
+use super::raw::{RawEvent, RawPerson, RawSchedule, RawTrack, When};
+use super::raw::{parse_duration, parse_instant};
 use super::model::TrackKind;
 use super::{Finding, ScheduleError};
 
@@ -108,7 +108,7 @@ pub fn parse_human_duration(s: &str) -> Option<Duration> {
         return Some(d);
     }
     if let Ok(m) = s.parse::<i64>() {
-        return super::assemble::bounded_seconds(m.checked_mul(60)?);
+        return super::raw::bounded_seconds(m.checked_mul(60)?);
     }
     let mut total = 0i64;
     let mut num = String::new();
@@ -127,7 +127,7 @@ pub fn parse_human_duration(s: &str) -> Option<Duration> {
     if !num.is_empty() || s.is_empty() {
         return None;
     }
-    super::assemble::bounded_seconds(total.checked_mul(60)?)
+    super::raw::bounded_seconds(total.checked_mul(60)?)
 }
 
 fn parse_when(s: &str) -> Option<When> {
@@ -395,7 +395,7 @@ pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, Sch
         }
         ev.duration = match (&t.duration, &t.end) {
             (Some(DurationDoc::Minutes(m)), _) => {
-                let d = m.checked_mul(60).and_then(super::assemble::bounded_seconds);
+                let d = m.checked_mul(60).and_then(super::raw::bounded_seconds);
                 if d.is_none() {
                     raw.findings.push(
                         Finding::error(file, format!("duration {m} minutes is negative or longer than a week")).talk(&t.key).at(line),
@@ -450,70 +450,5 @@ pub fn read(file: &str, text: &str, max_depth: usize) -> Result<RawSchedule, Sch
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(parse_human_duration("30m"), Some(Duration::minutes(30)));
-        assert_eq!(parse_human_duration("1h30m"), Some(Duration::minutes(90)));
-        assert_eq!(parse_human_duration("1h"), Some(Duration::minutes(60)));
-        assert_eq!(parse_human_duration("45"), Some(Duration::minutes(45)));
-        assert_eq!(parse_human_duration("0:25"), Some(Duration::minutes(25)));
-        assert_eq!(parse_human_duration("1h3"), None);
-        assert_eq!(parse_human_duration("soon"), None);
-        assert_eq!(parse_human_duration("99999999999999999h"), None);
-        assert_eq!(parse_human_duration("9999999999"), None);
-    }
-
-    #[test]
-    fn typo_in_a_key_is_an_error_with_a_line() {
-        let err = read("c.yaml", "conference:\n  title: X\ntalks:\n  - key: a\n    titel: Oops\n", 64).unwrap_err();
-        assert_eq!(err.line, Some(5));
-        assert!(err.message.contains("titel"), "{err}");
-    }
-
-    #[test]
-    fn alias_bomb_is_refused() {
-        let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
-        let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
-        let mut prev = "a";
-        for n in names {
-            bomb.push_str(&format!("{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
-            prev = n;
-        }
-        bomb.push_str("conference: {title: *i}\n");
-        // 9^9 strings if expanded: it must be refused, not built.
-        let err = read("bomb.yaml", &bomb, 64).unwrap_err();
-        assert!(!err.message.is_empty());
-    }
-
-    #[test]
-    fn deep_flow_nesting_is_refused_before_the_yaml_library_scans_it() {
-        let deep = format!("conference: {{title: T}}\npeople:\n  - {{key: a, name: A, matrix: {}{}}}\n", "[".repeat(100_000), "]".repeat(100_000));
-        let err = read("deep.yaml", &deep, 64).unwrap_err();
-        assert_eq!(err.line, Some(3), "{err}");
-        assert!(err.message.contains("nested more than 64 deep"), "{err}");
-    }
-
-    #[test]
-    fn brackets_in_text_quotes_comments_and_block_scalars_do_not_count() {
-        let mut text = String::from("conference: {title: \"[[[[\", timezone: 'it''s [['}\n# [[[[[[\ntalks:\n");
-        for i in 0..100 {
-            text.push_str(&format!("  - key: t{i}\n    title: Unbalanced [ja {{no\n    abstract: |\n      [[[ {{{{ a block\n      [[[\n    start: \"2026-03-14 10:00\"\n    duration: 30\n"));
-        }
-        assert_eq!(shape(&text, 2), None);
-        assert_eq!(shape("a: [[[x]]]\n", 2), Some(Shape::TooDeep(5)));
-        assert_eq!(shape("- {a: [b, {c: [d]}]}\n", 3), Some(Shape::TooDeep(14)));
-    }
-
-    #[test]
-    fn more_values_than_a_schedule_holds_are_refused_before_parsing() {
-        let many = format!("conference: {{title: T}}\nrooms: [{}]\n", vec!["a"; MAX_VALUES].join(","));
-        let err = read("many.yaml", &many, 64).unwrap_err();
-        assert_eq!(err.line, Some(2), "{err}");
-        assert!(err.message.contains("more than 1000000 keys and values"), "{err}");
-        let fits = format!("rooms: [{}]\n", vec!["'a'"; MAX_VALUES - 2].join(","));
-        assert_eq!(shape(&fits, 64), None);
-    }
-}
+#[path = "yaml_tests.rs"]
+mod tests;
