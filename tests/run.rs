@@ -93,8 +93,8 @@ impl Camp {
 
     /// `stagehand apply --json` against `url` (a counting proxy in front of Synapse, or Synapse itself).
     fn apply_through(&self, config: &Path, url: &str) -> Value {
-        let mut child = self.command_with(&["apply", "--json", "--homeserver", url], config).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("apply");
-        let out = wait_bounded(&mut child, Duration::from_secs(120), "stagehand apply");
+        let mut cmd = self.command_with(&["apply", "--json", "--homeserver", url], config);
+        let out = common::output_within(&mut cmd, common::CLI_LIMIT, "stagehand apply");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("the report")
     }

@@ -65,9 +65,13 @@ pub fn reconcile_options(build: &BuildOptions, widgets: Option<WidgetContext>) -
 
 /// What the timeline has done to the rooms by `at`, as the desired state takes it.
 pub fn moment_at(config: &Config, conference: &Conference, plan: &plan::Plan, at: chrono::DateTime<chrono::Utc>) -> Moment {
-    let actions = timeline::timeline(conference, plan, &config.timeline.actions);
+    moment_of(config, &timeline::timeline(conference, plan, &config.timeline.actions), at)
+}
+
+/// What these actions have done to the rooms by `at`, with how the config opens a room.
+pub fn moment_of(config: &Config, actions: &[timeline::Action], at: chrono::DateTime<chrono::Utc>) -> Moment {
     let opened = &config.timeline.opened;
-    live::moment(&timeline::state_at(&actions, at), &opened.join_rule, &opened.history_visibility)
+    live::moment(&timeline::state_at(actions, at), &opened.join_rule, &opened.history_visibility)
 }
 
 pub async fn run(build: BuildOptions) -> anyhow::Result<ExitCode> {

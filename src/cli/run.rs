@@ -21,7 +21,7 @@ use stagehand::timeline::{self, Action, Clock, Runner, Store};
 use stagehand::web::{self, Pages, Site};
 use tokio::sync::watch;
 
-use super::build::{BuildOptions, reconcile_options};
+use super::build::{BuildOptions, moment_of, reconcile_options};
 use super::{ServerArgs, connect, load_and_report, load_schedule, print, widget_context};
 
 #[derive(clap::Args)]
@@ -143,7 +143,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = stop_tx.send(true);
     };
     let (summary, (), ()) = tokio::join!(runner, refresher, signals);
-    let _ = server.await;
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("error: the web pages stopped: {e}"),
+        Err(e) => eprintln!("error: the web server task failed: {e}"),
+    }
     let summary = summary?;
     eprintln!(
         "timeline stopped: {} sent, {} skipped, {} failed, {} interrupted (resent by the next run), {} not recorded",
@@ -199,8 +203,7 @@ async fn converge_rooms(run: &Run, current: &Current) {
 
 /// What the timeline has done to the rooms by now, as the desired state takes it.
 fn moment_now(run: &Run, actions: &[Action]) -> Moment {
-    let opened = &run.build.config.timeline.opened;
-    live::moment(&timeline::state_at(actions, run.clock.now()), &opened.join_rule, &opened.history_visibility)
+    moment_of(&run.build.config, actions, run.clock.now())
 }
 
 /// The widget pages for a schedule, on the run's clock (a rehearsal's countdowns follow it).

@@ -124,7 +124,7 @@ impl Live {
         let room_id = self.room_id(key).await?;
         let events = self.hs.room_state(&room_id).await?;
         let state = state_map(&events);
-        let ours = state::get(&state, LOCATOR, "").is_some_and(|l| l["conference"] == self.plan.conference.as_str() && l["key"] == key);
+        let ours = state::is_ours(state::get(&state, LOCATOR, ""), &self.plan.conference, key);
         if !ours {
             return Err(MatrixError::Setup(format!("{} is not the room Stagehand built for {key}", room.alias)));
         }

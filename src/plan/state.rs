@@ -38,6 +38,11 @@ pub fn locator(conference: &str, room: &PlannedRoom) -> Value {
     json!({"conference": conference, "kind": room.kind, "key": room.key})
 }
 
+/// Whether a room's locator says it is the one Stagehand built for this conference and key.
+pub fn is_ours(locator: Option<&Value>, conference: &str, key: &str) -> bool {
+    locator.is_some_and(|l| l["conference"] == conference && l["key"] == key)
+}
+
 /// Whether a room version gives creators unlimited power (and forbids them in `users`): version 12 and later.
 pub fn creators_are_privileged(room_version: &str) -> bool {
     room_version.parse::<u32>().is_ok_and(|v| v >= 12) || room_version == "org.matrix.hydra.11"

@@ -34,7 +34,7 @@ pub async fn locate(hs: &Homeserver, conference: &str, room: &PlannedRoom) -> Fo
     let events = hs.room_state(&room_id).await.map_err(Status::failed)?;
     let state = state_map(&events);
     let locator = state::get(&state, LOCATOR, "");
-    let ours = locator.is_some_and(|l| l["conference"] == conference && l["key"] == room.key.as_str());
+    let ours = state::is_ours(locator, conference, &room.key);
     if !ours {
         let reason = match locator {
             None => format!("{} is {room_id}, a room without Stagehand's locator; rename the alias or the object", room.alias),
