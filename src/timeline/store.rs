@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS actions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_by_talk ON actions (talk);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +160,9 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` on the connection, on the blocking pool.
-    async fn call<T: Send + 'static>(
+    /// Runs `f` on the connection, on the blocking pool. Other parts of the day's state (Q&A, the intake's position)
+    /// keep their tables in the same file through this.
+    pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -169,7 +171,7 @@ impl Store {
         joined.map_err(|e| StoreError::Interrupted { path: self.path.clone(), why: e.to_string() })?
     }
 
-    fn call_blocking<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn call_blocking<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         // A panic while holding the lock leaves the connection itself intact: SQLite rolls back what was open.
         let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
@@ -199,6 +201,20 @@ impl Store {
             rows.map(|r| r.map(|rec| (rec.id.clone(), rec))).collect()
         })
         .await
+    }
+
+    /// A small named value (the intake's sync position, the last pushed transaction), if set.
+    pub async fn value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
+        self.call(move |c| c.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional()).await
+    }
+
+    /// Sets a named value.
+    pub async fn set_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.call(move |c| c.execute("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2", [key, value]))
+            .await
+            .map(drop)
     }
 
     /// Records an attempt before the send: the row becomes `sending` and its attempt count goes up.
@@ -280,6 +296,18 @@ mod tests {
         assert_eq!(store.load().await.unwrap()[&b.id].attempts, 2);
         let mode: String = store.call(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0))).await.unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn named_values_are_kept_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.value("since").await.unwrap(), None);
+        store.set_value("since", "s1").await.unwrap();
+        store.set_value("since", "s2").await.unwrap();
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().value("since").await.unwrap().as_deref(), Some("s2"));
     }
 
     #[tokio::test]
