@@ -24,6 +24,7 @@ pub mod config;
 pub mod load;
 pub mod matrix;
 pub mod plan;
+pub mod qa;
 pub mod schedule;
 pub mod secrets;
 pub mod source;

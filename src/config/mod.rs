@@ -1,6 +1,6 @@
 //! Stagehand's configuration: a YAML file with unknown keys refused, one module per section, each owning its
 //! defaults and its checks ([`conference`], [`homeserver`], [`schedule`], [`tracks`], [`naming`], [`rooms`],
-//! [`people`], [`widgets`], [`timeline`]).
+//! [`people`], [`widgets`], [`timeline`]; `qa` is [`crate::qa::QaOptions`]).
 //!
 //! [`Config::parse`] is pure and returns warnings as data; [`Config::from_file`] does the I/O. Secrets (tokens,
 //! passwords, the widget secret) never live in this file: header values name environment variables as `${NAME}`,
@@ -61,6 +61,9 @@ pub struct Config {
     pub widgets: WidgetsConfig,
     #[serde(default)]
     pub timeline: TimelineConfig,
+    /// Questions and upvotes (owned by [`crate::qa`]).
+    #[serde(default)]
+    pub qa: crate::qa::QaOptions,
 }
 
 impl Config {
@@ -79,6 +82,7 @@ impl Config {
         config.people.check().map_err(invalid)?;
         config.rooms.check().map_err(invalid)?;
         config.timeline.check().map_err(invalid)?;
+        config.qa.check().map_err(invalid)?;
         let warnings = config.schedule.warnings();
         Ok((config, warnings))
     }

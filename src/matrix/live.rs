@@ -18,6 +18,8 @@ use crate::plan::desired::{self, Observed, spaces};
 use crate::plan::managed::{self, Managed};
 use crate::plan::state::{self, LOCATOR, StateMap};
 use crate::plan::{Plan, PlannedRoom};
+use crate::qa::Qa;
+use crate::timeline::text::{self, Asked};
 use crate::timeline::{Action, Clock, Effect, Invitee, LiveState, Message, Priority, SendError, Sender as TimelineSender, state_at};
 
 /// A notice for a room: plain text, the same as HTML (everything from the schedule escaped by the caller), and
@@ -167,6 +169,8 @@ pub struct Sender {
     /// Prefix of every transaction id: empty for the event, unique per rehearsal so a rehearsal's sends are never
     /// taken by the homeserver for the event's (or an earlier rehearsal's).
     txn_prefix: String,
+    /// Where the question lists come from (none: Q&A is off).
+    questions: Option<Arc<Qa>>,
 }
 
 impl Sender {
@@ -177,7 +181,13 @@ impl Sender {
         opened: (String, String),
         txn_prefix: String,
     ) -> Sender {
-        Sender { live: std::sync::RwLock::new(live), actions, clock, opened, txn_prefix }
+        Sender { live: std::sync::RwLock::new(live), actions, clock, opened, txn_prefix, questions: None }
+    }
+
+    /// The same sender, reading question lists from `qa`.
+    pub fn with_questions(mut self, qa: Arc<Qa>) -> Sender {
+        self.questions = Some(qa);
+        self
     }
 
     /// Follows a new plan (after a schedule refresh; the new actions come through the runner's channel).
@@ -230,6 +240,19 @@ impl TimelineSender for Sender {
             }
             Effect::Layout { room, .. } | Effect::Open { room } => self.converge(room).await,
             Effect::Suggested { child, .. } => self.converge(child).await,
+            Effect::Questions { room, talk, title, top } => {
+                let Some(qa) = &self.questions else { return Ok("no questions: Q&A is off".into()) };
+                let board = qa.board(talk);
+                let open = board.questions.iter().filter(|q| !q.answered);
+                let list: Vec<Asked> = open
+                    .take(top.unwrap_or(usize::MAX))
+                    .map(|q| Asked { text: q.text.clone(), asker: q.asker_name.clone(), votes: q.votes })
+                    .collect();
+                match text::questions(title, &list, top.is_none()) {
+                    Some(m) => self.live()?.post(room, &txn, &notice(&m), urgent).await.map_err(classify),
+                    None => Ok("no questions".into()),
+                }
+            }
         }
     }
 }

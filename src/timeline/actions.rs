@@ -27,11 +27,15 @@ pub enum ActionKind {
     LiveNotice,
     Maximise,
     Suggest,
+    /// Go-live: the top questions so far, for the host, in the talk room.
+    TopQuestions,
     EndingSoon,
     RestoreLayout,
     Unsuggest,
     OpenRoom,
     HallwayNotice,
+    /// After the talk: the questions left unanswered, in the talk room, for the speaker to answer in writing.
+    QuestionSummary,
     /// Not timed: the talk room told its talk moved, when a new schedule says so ([`moved_notices`]).
     Moved,
 }
@@ -55,7 +59,7 @@ enum Anchor {
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 15] = [
+    pub const ALL: [ActionKind; 17] = [
         ActionKind::FirstReminder,
         ActionKind::LastReminder,
         ActionKind::BackstageRoll,
@@ -65,11 +69,13 @@ impl ActionKind {
         ActionKind::LiveNotice,
         ActionKind::Maximise,
         ActionKind::Suggest,
+        ActionKind::TopQuestions,
         ActionKind::EndingSoon,
         ActionKind::RestoreLayout,
         ActionKind::Unsuggest,
         ActionKind::OpenRoom,
         ActionKind::HallwayNotice,
+        ActionKind::QuestionSummary,
         ActionKind::Moved,
     ];
 
@@ -89,6 +95,8 @@ impl ActionKind {
             ActionKind::Unsuggest => "unsuggest",
             ActionKind::OpenRoom => "open-room",
             ActionKind::HallwayNotice => "hallway-notice",
+            ActionKind::TopQuestions => "top-questions",
+            ActionKind::QuestionSummary => "question-summary",
             ActionKind::Moved => "moved",
         }
     }
@@ -120,7 +128,8 @@ impl ActionKind {
             | ActionKind::LastMinute
             | ActionKind::Maximise
             | ActionKind::Suggest
-            | ActionKind::LiveNotice => Anchor::GoLive,
+            | ActionKind::LiveNotice
+            | ActionKind::TopQuestions => Anchor::GoLive,
             _ => Anchor::End,
         }
     }
@@ -142,6 +151,9 @@ pub enum Effect {
     Suggested { room: String, child: String, suggested: bool },
     /// The talk room opened to the audience (join rule and history visibility per config).
     Open { room: String },
+    /// An `m.notice` listing the talk's questions, read from Q&A at fire time: the `top` most upvoted unanswered
+    /// ones, or (`top: None`) every unanswered one. Nothing is sent when there are none.
+    Questions { room: String, talk: String, title: String, top: Option<usize> },
 }
 
 impl Effect {
@@ -152,7 +164,8 @@ impl Effect {
             | Effect::Roll { room, .. }
             | Effect::Layout { room, .. }
             | Effect::Suggested { room, .. }
-            | Effect::Open { room } => room,
+            | Effect::Open { room }
+            | Effect::Questions { room, .. } => room,
         }
     }
 }
@@ -261,10 +274,12 @@ fn action(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, o
     // Spread by the id, so the same action keeps its fire time when the list is recomputed: reminders ahead of their
     // instant, the end of a talk after it (a room is never opened before its talk ends).
     let spread = seconds(stable_hash(id.bytes()) % (opts.spread_seconds.min(3600) + 1));
-    let fire_at = match (priority, kind.anchor()) {
-        (Priority::Critical, _) => instant,
-        (Priority::Routine, Anchor::End) => instant + spread,
-        (Priority::Routine, _) => instant - spread,
+    // The top questions are read at go-live, so they are spread after it like the end of a talk.
+    let after = kind.anchor() == Anchor::End || kind == ActionKind::TopQuestions;
+    let fire_at = match priority {
+        Priority::Critical => instant,
+        Priority::Routine if after => instant + spread,
+        Priority::Routine => instant - spread,
     };
     let mut deadline = instant.checked_add_signed(seconds(step.grace_seconds)).unwrap_or(DateTime::<Utc>::MAX_UTC).max(fire_at);
     // Nothing said before its anchor ("live in one minute") is said after it.
@@ -311,6 +326,16 @@ fn effect(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, m
         ActionKind::EndingSoon => notice(rooms.talk, text::ending_soon(title, minutes)),
         ActionKind::OpenRoom => Some(Effect::Open { room: talk_room()? }),
         ActionKind::HallwayNotice => notice(rooms.track, text::hallway(title, &rooms.talk?.alias)),
+        ActionKind::TopQuestions if opts.top_questions_count > 0 => Some(Effect::Questions {
+            room: talk_room()?,
+            talk: talk.key.clone(),
+            title: title.to_string(),
+            top: Some(opts.top_questions_count),
+        }),
+        ActionKind::TopQuestions => None,
+        ActionKind::QuestionSummary => {
+            Some(Effect::Questions { room: talk_room()?, talk: talk.key.clone(), title: title.to_string(), top: None })
+        }
         ActionKind::Moved => None,
     }
 }
@@ -372,7 +397,7 @@ pub fn state_at(actions: &[Action], at: DateTime<Utc>) -> LiveState {
             }
             Effect::Suggested { child, suggested, .. } => toggle(&mut state.suggested, child, *suggested),
             Effect::Layout { room, maximised } => toggle(&mut state.maximised, room, *maximised),
-            Effect::Notice { .. } | Effect::Roll { .. } => {}
+            Effect::Notice { .. } | Effect::Roll { .. } | Effect::Questions { .. } => {}
         }
     }
     state

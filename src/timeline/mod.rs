@@ -22,7 +22,7 @@ pub mod store;
 pub mod text;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 pub use actions::{Action, ActionKind, Effect, LiveState, Priority, go_live, moved_notices, state_at, timeline};
 pub use clock::Clock;

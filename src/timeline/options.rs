@@ -78,6 +78,8 @@ macro_rules! steps {
             pub spread_seconds: u64,
             /// How the audience asks and upvotes, said in the go-live notice.
             pub how_to_ask: String,
+            /// How many questions `top_questions` posts at go-live.
+            pub top_questions_count: usize,
             pub retry: RetryOptions,
         }
 
@@ -87,6 +89,7 @@ macro_rules! steps {
             $($field: Option<StepPatch>,)*
             spread_seconds: Option<u64>,
             how_to_ask: Option<String>,
+            top_questions_count: Option<usize>,
             #[serde(default)]
             retry: RetryOptions,
         }
@@ -97,6 +100,7 @@ macro_rules! steps {
                     $($field: Step::new($minutes, $grace),)*
                     spread_seconds: 60,
                     how_to_ask: "Ask your questions in this room; upvote the ones you want answered with 👍.".into(),
+                    top_questions_count: 3,
                     retry: RetryOptions::default(),
                 }
             }
@@ -109,6 +113,7 @@ macro_rules! steps {
                     $($field: d.$field.patched(raw.$field),)*
                     spread_seconds: raw.spread_seconds.unwrap_or(d.spread_seconds),
                     how_to_ask: raw.how_to_ask.unwrap_or(d.how_to_ask),
+                    top_questions_count: raw.top_questions_count.unwrap_or(d.top_questions_count),
                     retry: raw.retry,
                 }
             }
@@ -144,6 +149,9 @@ steps! {
     live_notice: LiveNotice = (0, 5 * 60);
     /// Go-live: the talk room `suggested` in its space.
     suggest: Suggest = (0, HOUR);
+    /// Go-live: the `top_questions_count` most upvoted questions so far, for the host, in the talk room (a
+    /// pre-recorded talk has had its audience asking during the recording).
+    top_questions: TopQuestions = (0, 10 * 60);
     /// End-5: "five minutes left" in the talk room.
     ending_soon: EndingSoon = (5, 120);
     /// End: the talk room's planned layout back.
@@ -154,6 +162,9 @@ steps! {
     unsuggest: Unsuggest = (0, WEEK);
     /// End: notice in the track room pointing to the talk room.
     hallway_notice: HallwayNotice = (0, 15 * 60);
+    /// Five minutes after the end (when the track room's questions stop counting for the talk): the unanswered
+    /// questions in the talk room, for the speaker to answer in writing.
+    question_summary: QuestionSummary = (-5, HOUR);
     /// When a new schedule moves a talk: a notice in its talk room with the new time (`minutes_before` is not used).
     moved_notice: Moved = (0, HOUR);
 }

@@ -162,6 +162,36 @@ pub fn hallway(title: &str, talk_alias: &str) -> Message {
     )
 }
 
+/// A question as a list of questions shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    pub text: String,
+    pub asker: String,
+    pub votes: usize,
+}
+
+/// The top questions at go-live (`summary: false`) or the unanswered ones after the talk (`summary: true`), numbered,
+/// with their votes and askers. `None` when there are none.
+pub fn questions(title: &str, list: &[Asked], summary: bool) -> Option<Message> {
+    if list.is_empty() {
+        return None;
+    }
+    let head = if summary {
+        format!("Questions left unanswered in “{title}”; you can answer them here in writing:")
+    } else {
+        format!("Top questions for “{title}” so far:")
+    };
+    let votes = |n: usize| if n == 1 { "1 vote".to_string() } else { format!("{n} votes") };
+    let mut body = head.clone();
+    let mut html = format!("{}<ol>", escape(&head));
+    for (i, q) in list.iter().enumerate() {
+        body.push_str(&format!("\n{}. {} ({}, {})", i + 1, q.text, votes(q.votes), q.asker));
+        html.push_str(&format!("<li>{} <em>({}, {})</em></li>", escape(&q.text), votes(q.votes), escape(&q.asker)));
+    }
+    html.push_str("</ol>");
+    Some(Message::plain(body, html))
+}
+
 /// A moved talk's new time, told in its talk room.
 pub fn moved(title: &str, now_starts: &str, was: &str) -> Message {
     Message::plain(
@@ -198,6 +228,19 @@ mod tests {
         assert!(m.mentions.is_empty());
         assert_eq!(m.body, "“T” starts in 15 minutes; not yet in the talk room: Ann & Co.");
         assert!(m.html.ends_with("not yet in the talk room: Ann &amp; Co."), "{}", m.html);
+    }
+
+    #[test]
+    fn question_lists_number_escape_and_stay_silent_when_empty() {
+        let list = [
+            Asked { text: "Why <b>?".into(), asker: "Ann & co".into(), votes: 3 },
+            Asked { text: "How?".into(), asker: "@b:x".into(), votes: 1 },
+        ];
+        let m = questions("T", &list, false).unwrap();
+        assert_eq!(m.body, "Top questions for “T” so far:\n1. Why <b>? (3 votes, Ann & co)\n2. How? (1 vote, @b:x)");
+        assert!(m.html.contains("<li>Why &lt;b&gt;? <em>(3 votes, Ann &amp; co)</em></li>"), "{}", m.html);
+        assert!(questions("T", &list, true).unwrap().body.starts_with("Questions left unanswered in “T”"));
+        assert_eq!(questions("T", &[], false), None);
     }
 
     #[test]

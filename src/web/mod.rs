@@ -16,6 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+mod qa;
+
 use crate::plan::widgets::{WidgetContext, enc, room_token};
 use crate::plan::{ObjectKind, Plan, PlannedRoom};
 use crate::schedule::model::{Conference, Role, Talk, TrackKind};
@@ -117,6 +119,7 @@ struct QaPage<'a> {
     theme: &'a str,
     title: &'a str,
     json_url: String,
+    events_url: String,
 }
 
 struct Line {
@@ -208,30 +211,11 @@ async fn qa(
 ) -> Result<Html<String>, Denied> {
     let site = pages.site();
     let room = site.backstage_room(&conf, &key, q.token.as_deref())?;
-    let json_url = format!(
-        "/qa/{}/{}/json?token={}",
-        enc(&conf),
-        enc(&room.key),
-        q.token.as_deref().unwrap_or_default()
-    );
-    render(&QaPage { theme: theme(&q), title: &room.name, json_url })
-}
-
-async fn qa_json(
-    State(pages): State<Arc<Pages>>,
-    Path((conf, key)): Path<(String, String)>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<serde_json::Value>, Denied> {
-    let site = pages.site();
-    let room = site.backstage_room(&conf, &key, q.token.as_deref())?;
-    let now = (site.clock)();
-    let live = site.talks_of(room).into_iter().find(|t| t.start <= now && now < t.end);
-    // Questions arrive with the Q&A issue; until then the list is honestly empty.
-    Ok(Json(json!({
-        "room": room.key,
-        "talk": live.map(|t| json!({"key": t.key, "title": t.title})),
-        "questions": [],
-    })))
+    let base = format!("/qa/{}/{}", enc(&conf), enc(&room.key));
+    let token = enc(q.token.as_deref().unwrap_or_default());
+    let json_url = format!("{base}/json?token={token}");
+    let events_url = format!("{base}/events?token={token}");
+    render(&QaPage { theme: theme(&q), title: &room.name, json_url, events_url })
 }
 
 fn track_room<'a>(site: &'a Site, conf: &str, track: &str) -> Result<&'a PlannedRoom, Denied> {
@@ -349,11 +333,19 @@ pub type Health = Arc<dyn Fn() -> (bool, serde_json::Value) + Send + Sync>;
 pub struct Pages {
     site: std::sync::RwLock<Arc<Site>>,
     health: Option<Health>,
+    /// The questions, when the process listens to the rooms (`stagehand run`).
+    qa: Option<Arc<crate::qa::Qa>>,
 }
 
 impl Pages {
     pub fn new(site: Arc<Site>, health: Option<Health>) -> Pages {
-        Pages { site: std::sync::RwLock::new(site), health }
+        Pages { site: std::sync::RwLock::new(site), health, qa: None }
+    }
+
+    /// The same pages showing the questions of `qa`.
+    pub fn with_qa(mut self, qa: Arc<crate::qa::Qa>) -> Pages {
+        self.qa = Some(qa);
+        self
     }
 
     /// The site as it is now.
@@ -396,7 +388,8 @@ pub fn pages_router(pages: Arc<Pages>) -> Router {
         .route("/healthz", get(healthz))
         .route("/countdown/{conf}/{key}", get(countdown))
         .route("/qa/{conf}/{key}", get(qa))
-        .route("/qa/{conf}/{key}/json", get(qa_json))
+        .route("/qa/{conf}/{key}/json", get(qa::qa_json))
+        .route("/qa/{conf}/{key}/events", get(qa::qa_events))
         .route("/schedule/{conf}/{track}", get(schedule))
         .route("/schedule/{conf}/{track}/json", get(schedule_json))
         .route("/stream/{conf}/{track}", get(stream))
