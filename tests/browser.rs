@@ -3,6 +3,8 @@
 //! text. Screenshots are kept in target/test-artifacts/ for a person to look at.
 
 mod common;
+#[path = "common/cdp.rs"]
+mod cdp;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -122,4 +124,61 @@ async fn pages_render_and_show_markup_as_text() {
     let dom = tokio::task::spawn_blocking(move || browse(&url, 1_000, "schedule-script-title")).await.unwrap();
     assert!(dom.contains("&lt;script&gt;document.title='pwned'&lt;/script&gt;Async"), "{dom}");
     assert!(dom.contains("<title>Rust devroom: now and next</title>"));
+}
+
+/// The Q&A page of a talk room over live boards: questions already asked show at once, and a vote cast while the page
+/// is open reorders it through the event stream, with no reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qa_page_shows_the_ranking_and_follows_votes_live() {
+    use stagehand::qa::{Qa, QaOptions, Scope};
+    use stagehand::timeline::{Clock, Store};
+    use stagehand::web::{Pages, serve_pages};
+
+    let (_, site) = start().await;
+    let talk = site.conference.talks.iter().find(|t| t.key == "rust-async").unwrap();
+    let track_room = site.plan.rooms.iter().find(|r| r.key == "track/rust").unwrap();
+    let ids = std::collections::HashMap::from([(track_room.key.clone(), "!rust:example.org".to_string())]);
+    let scope = Scope::new(&site.conference, &site.plan, &ids, 5, Clock::system());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("day.sqlite")).unwrap();
+    let qa = Arc::new(Qa::open(store, scope, QaOptions::default(), "@bot:example.org".into()).await.unwrap());
+    let at = talk.start.timestamp_millis() + 60_000;
+    let event = |id: &str, sender: &str, kind: &str, content: serde_json::Value| {
+        ("!rust:example.org".to_string(), serde_json::json!({"event_id": id, "sender": sender, "origin_server_ts": at, "type": kind, "content": content}))
+    };
+    let text = |body: &str| serde_json::json!({"msgtype": "m.text", "body": body});
+    let vote = |target: &str| serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": "👍"}});
+    qa.deliver(vec![
+        event("$q1", "@ann:example.org", "m.room.message", text("Is <b>async</b> hard?")),
+        event("$q2", "@bob:example.org", "m.room.message", text("Which runtime?")),
+        event("$v1", "@cy:example.org", "m.reaction", vote("$q1")),
+    ])
+    .await
+    .unwrap();
+    let pages = Arc::new(Pages::new(site.clone(), None).with_qa(qa.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve_pages(pages, listener, std::future::pending()));
+    let url = widget_url(&site, "talk/rust-async", "qa", "light").replace(&site.widgets.config.web_url, &base);
+
+    // The page keeps its event stream open, so it is read over the DevTools protocol rather than dumped.
+    let mut page = cdp::Browser::open(&chromium(), &url).await;
+    let cards = "Array.from(document.querySelectorAll('#questions .q')).map(c => c.innerText.replace(/\\s+/g, ' ')).join(' | ')";
+    let (first, _) = page.wait_for(cards, Duration::from_secs(10), |v| v.as_str().is_some_and(|s| s.contains("Which runtime?"))).await;
+    let first = first.as_str().unwrap_or_default().to_string();
+    let (a, b) = (first.find("Is <b>async</b> hard?"), first.find("Which runtime?"));
+    assert!(a.is_some() && b.is_some() && a < b, "the voted question first, its markup as text: {first}");
+    assert!(first.contains("▲ 1") && first.contains("@bob:example.org"), "{first}");
+    assert_eq!(page.eval("document.title").await, "Q&A: <script>document.title='pwned'</script>Async");
+    page.screenshot(&artifacts().join("qa-board.png")).await;
+
+    // Two votes for the second question while the page is open: it moves up without a reload.
+    let reloads = page.eval("performance.getEntriesByType('navigation').length").await;
+    qa.deliver(vec![event("$v2", "@dee:example.org", "m.reaction", vote("$q2")), event("$v3", "@eve:example.org", "m.reaction", vote("$q2"))])
+        .await
+        .unwrap();
+    let (after, took) = page.wait_for(cards, Duration::from_secs(5), |v| v.as_str().is_some_and(|s| s.starts_with("▲ 2 Which runtime?"))).await;
+    assert!(after.as_str().unwrap_or_default().starts_with("▲ 2 Which runtime?"), "the question with two votes first: {after} after {took:?}");
+    assert_eq!(page.eval("performance.getEntriesByType('navigation').length").await, reloads, "no reload");
+    page.screenshot(&artifacts().join("qa-board-live.png")).await;
 }
