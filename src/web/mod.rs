@@ -214,7 +214,8 @@ async fn qa(
     let base = format!("/qa/{}/{}", enc(&conf), enc(&room.key));
     let token = enc(q.token.as_deref().unwrap_or_default());
     let json_url = format!("{base}/json?token={token}");
-    let events_url = format!("{base}/events?token={token}");
+    // Without Q&A (`stagehand serve`) the board never changes: no stream to hold open.
+    let events_url = if pages.qa.is_some() { format!("{base}/events?token={token}") } else { String::new() };
     render(&QaPage { theme: theme(&q), title: &room.name, json_url, events_url })
 }
 
