@@ -114,11 +114,18 @@ pub async fn sync(
                 new = changed(&mut rooms, &listed) => { listed = new; continue 'session; }
                 polled = session.poll() => polled,
             };
+            // A stop abandons a batch the consumer has not stored yet (it comes again on the next start); once it
+            // has, the position is saved before the loop ends.
             let taken = match polled {
                 Ok((since, synced)) => tokio::select! {
-                    _ = stopped(&mut stop) => break 'session,
+                    biased;
                     taken = session.take(since, synced) => taken,
+                    _ = stopped(&mut stop) => break 'session,
                 },
+                Err(e) => Err(e),
+            };
+            let taken = match taken {
+                Ok(position) => session.save(position).await,
                 Err(e) => Err(e),
             };
             match taken {
@@ -177,6 +184,14 @@ impl Backoff {
     }
 }
 
+/// Where the intake stands after a sync the consumer has stored.
+struct Position {
+    since: String,
+    /// The listed rooms whose history has been delivered.
+    covered: BTreeSet<String>,
+    delivered: usize,
+}
+
 /// One filter, one room list.
 struct Session<'a> {
     hs: &'a Homeserver,
@@ -212,9 +227,9 @@ impl<'a> Session<'a> {
         Ok((since, synced))
     }
 
-    /// Delivers what a sync brought (and the history it calls for), then moves the position on. Returns the number
-    /// of events delivered.
-    async fn take(&mut self, since: Option<String>, synced: Synced) -> Result<usize, IntakeError> {
+    /// Delivers what a sync brought (and the history it calls for); returns the position to save now that the
+    /// consumer has stored it.
+    async fn take(&mut self, since: Option<String>, synced: Synced) -> Result<Position, IntakeError> {
         let mut covered: BTreeSet<String> = match since {
             Some(_) => self.store.value(ROOMS_KEY).await?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
             None => BTreeSet::new(),
@@ -253,10 +268,16 @@ impl<'a> Session<'a> {
         }
         let delivered = deliver(self.inbox, batches).await?;
         covered.extend(newly);
-        self.store.set_value(ROOMS_KEY, &json!(covered).to_string()).await?;
-        self.store.set_value(SINCE_KEY, &synced.next_batch).await?;
+        Ok(Position { since: synced.next_batch, covered, delivered })
+    }
+
+    /// Moves the position on (the rooms first: a crash between the two writes then repeats, never skips). Returns
+    /// the number of events the position covers that were delivered.
+    async fn save(&mut self, position: Position) -> Result<usize, IntakeError> {
+        self.store.set_value(ROOMS_KEY, &json!(position.covered).to_string()).await?;
+        self.store.set_value(SINCE_KEY, &position.since).await?;
         self.first = false;
-        Ok(delivered)
+        Ok(position.delivered)
     }
 
     /// A room's whole history up to `from`, back to its creation or `not_before`; when cut at `not_before`, the
