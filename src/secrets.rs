@@ -36,6 +36,8 @@ pub enum SecretError {
     NotARegistration { path: PathBuf, error: String },
     #[error("{}: no as_token", path.display())]
     NoAsToken { path: PathBuf },
+    #[error("{}: no hs_token (the application service cannot check who pushes transactions)", path.display())]
+    NoHsToken { path: PathBuf },
     #[error(
         "the widget secret from {from} is shorter than {MIN_WIDGET_SECRET} characters; Jitsi rooms and page tokens \
          would be guessable"
@@ -73,11 +75,26 @@ fn read(path: &Path, what: &'static str) -> Result<String, SecretError> {
 
 /// The `as_token` of an application service registration file.
 fn appservice_token(path: &Path) -> Result<String, SecretError> {
+    registration(path)?["as_token"].as_str().map(str::to_string).ok_or_else(|| SecretError::NoAsToken { path: path.to_path_buf() })
+}
+
+/// The `hs_token` of the configured application service registration (what the homeserver shows when it pushes
+/// transactions), or `None` when Stagehand does not run as an application service.
+pub fn appservice_hs_token(hs: &HomeserverConfig) -> Result<Option<String>, SecretError> {
+    let Some(path) = &hs.appservice_registration else { return Ok(None) };
+    let token = registration(path)?["hs_token"].as_str().map(str::to_string);
+    token.map(Some).ok_or_else(|| SecretError::NoHsToken { path: path.to_path_buf() })
+}
+
+fn registration(path: &Path) -> Result<serde_json::Value, SecretError> {
     let text = read(path, "registration")?;
-    let reg: serde_json::Value = yaml_serde::from_str(&text)
-        .map_err(|e| SecretError::NotARegistration { path: path.to_path_buf(), error: e.to_string() })?;
-    let token = reg["as_token"].as_str().ok_or_else(|| SecretError::NoAsToken { path: path.to_path_buf() })?;
-    Ok(token.to_string())
+    yaml_serde::from_str(&text).map_err(|e| SecretError::NotARegistration { path: path.to_path_buf(), error: e.to_string() })
+}
+
+/// Compares a secret someone presented with the expected one in constant time, so that it cannot be found byte by
+/// byte from response times.
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.len() == expected.len() && presented.bytes().zip(expected.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The secret that Jitsi conference ids and backstage page tokens derive from. Its `Debug` does not show it.
@@ -273,5 +290,27 @@ mod tests {
         let bare = HomeserverConfig { access_token_file: None, ..hs };
         assert!(matches!(credentials(&bare, env), Ok(Credentials::Password { session_file, .. }) if session_file == Path::new(".stagehand/session.json")));
         assert!(matches!(credentials(&bare, no_env), Err(SecretError::NoCredentials)));
+    }
+
+    #[test]
+    fn the_hs_token_comes_from_the_registration() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = dir.path().join("reg.yaml");
+        std::fs::write(&reg, "as_token: a\nhs_token: hs-secret\n").unwrap();
+        let hs: HomeserverConfig = yaml_serde::from_str("{server_name: e.org}").unwrap();
+        assert_eq!(appservice_hs_token(&hs).unwrap(), None);
+        let as_hs = HomeserverConfig { appservice_registration: Some(reg.clone()), ..hs };
+        assert_eq!(appservice_hs_token(&as_hs).unwrap().as_deref(), Some("hs-secret"));
+        std::fs::write(&reg, "as_token: a\n").unwrap();
+        let err = appservice_hs_token(&as_hs).unwrap_err().to_string();
+        assert!(err.ends_with("no hs_token (the application service cannot check who pushes transactions)"), "{err}");
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("", "abc"));
     }
 }

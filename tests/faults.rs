@@ -64,6 +64,7 @@ fn the_proxy_names_endpoint_kinds() {
     assert_eq!(k("POST", "/_matrix/client/v3/createRoom"), "createRoom");
     assert_eq!(kind("PUT", "/_matrix/client/v3/rooms/%21a%3Ax/state/m.room.name/"), ("state m.room.name".into(), Some("!a:x".into())));
     assert_eq!(k("GET", "/_matrix/client/v3/rooms/%21a/state/m.room.name/"), "GET room");
+    assert_eq!(k("GET", "/_matrix/client/v3/rooms/%21a/messages?dir=b"), "messages");
     assert_eq!(k("POST", "/_matrix/client/v3/rooms/%21a/invite"), "invite");
     assert_eq!(k("POST", "/_matrix/client/v3/rooms/%21a/kick"), "kick");
     assert_eq!(k("PUT", "/_matrix/client/v3/directory/room/%23a%3Ax"), "alias");

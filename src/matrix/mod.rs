@@ -5,6 +5,7 @@ pub mod attendance;
 pub mod client;
 pub mod fanout;
 pub mod identity;
+pub mod intake;
 pub mod live;
 pub mod reconcile;
 pub mod session;

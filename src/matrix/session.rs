@@ -37,8 +37,10 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// An application service registration for Stagehand, with fresh random tokens. `rate_limited: false` exempts the
-/// bot from Synapse's rate limits; the bot's user is in the appservice's exclusive namespace.
-pub fn appservice_registration(server_name: &str, localpart: &str, conference: &str) -> String {
+/// bot from Synapse's rate limits; the bot's user is in the appservice's exclusive namespace. `url` is where the
+/// homeserver pushes the rooms' events (Stagehand's web server); without it (`url: null`) nothing is pushed and the
+/// bot syncs.
+pub fn appservice_registration(server_name: &str, localpart: &str, conference: &str, url: Option<&str>) -> String {
     use rand::Rng;
     let token = || -> String {
         rand::rng().sample_iter(rand::distr::Alphanumeric).take(48).map(char::from).collect()
@@ -48,7 +50,7 @@ pub fn appservice_registration(server_name: &str, localpart: &str, conference: &
         "# Stagehand application service registration. Keep this file secret: it holds the tokens.\n\
          # Add its path to app_service_config_files in homeserver.yaml and to homeserver.appservice_registration.\n\
          id: stagehand-{conference}\n\
-         url: null\n\
+         url: {url}\n\
          as_token: {as_token}\n\
          hs_token: {hs_token}\n\
          sender_localpart: {localpart}\n\
@@ -66,6 +68,7 @@ pub fn appservice_registration(server_name: &str, localpart: &str, conference: &
         user_re = esc(localpart),
         server_re = esc(server_name),
         conf_re = esc(conference),
+        url = url.map_or_else(|| "null".to_string(), |u| Value::String(u.to_string()).to_string()),
     )
 }
 
@@ -169,6 +172,18 @@ fn write_session(path: &Path, session: &MatrixSession) -> Result<(), MatrixError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registration_has_a_url_only_when_given_one() {
+        let read = |url| -> Value { yaml_serde::from_str(&appservice_registration("e.org", "stagehand", "camp", url)).unwrap() };
+        let without = read(None);
+        assert_eq!(without["url"], Value::Null);
+        assert_eq!(without["sender_localpart"], "stagehand");
+        assert_eq!(without["namespaces"]["users"][0]["regex"], "@stagehand:e\\.org");
+        let with = read(Some("http://127.0.0.1:8080"));
+        assert_eq!(with["url"], "http://127.0.0.1:8080");
+        assert_ne!(with["hs_token"], with["as_token"]);
+    }
 
     #[test]
     fn credentials_never_show_their_secrets() {

@@ -21,6 +21,7 @@ mod qa;
 use crate::plan::widgets::{WidgetContext, enc, room_token};
 use crate::plan::{ObjectKind, Plan, PlannedRoom};
 use crate::schedule::model::{Conference, Role, Talk, TrackKind};
+use crate::secrets::same_secret;
 
 /// A clock the pages ask for "now" (tests pass a fixed one).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -44,11 +45,6 @@ fn theme(q: &PageQuery) -> &'static str {
         Some("dark") => "dark",
         _ => "light",
     }
-}
-
-/// Constant-time comparison, so the token cannot be found byte by byte from response times.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 enum Denied {
@@ -84,7 +80,7 @@ impl Site {
             .find(|r| r.key == key && matches!(r.kind, ObjectKind::TalkRoom | ObjectKind::Backstage))
             .ok_or(Denied::NotFound)?;
         match token {
-            Some(t) if same(t, &room_token(&self.widgets, &room.key)) => Ok(room),
+            Some(t) if same_secret(t, &room_token(&self.widgets, &room.key)) => Ok(room),
             _ => Err(Denied::Forbidden),
         }
     }

@@ -185,8 +185,8 @@ fn decode(segment: &str) -> String {
 
 /// The endpoint kind of a request and the room in its path: `createRoom`, `state TYPE`, `send TYPE`, `invite`,
 /// `kick`, `ban`, `join`, `leave`, `alias` (PUT/DELETE of a room alias), `directory` (room directory visibility),
-/// `login`, `filter`, `sync`, ...; reads of rooms and the directory are `GET room` and `GET directory`; otherwise
-/// the method and the last path segment.
+/// `login`, `filter`, `sync`, `messages` (a room's history), ...; other reads of rooms and the directory are
+/// `GET room` and `GET directory`; otherwise the method and the last path segment.
 pub fn kind(method: &str, path: &str) -> (String, Option<String>) {
     let path = path.split('?').next().unwrap_or_default();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -201,6 +201,7 @@ pub fn kind(method: &str, path: &str) -> (String, Option<String>) {
         ["directory", "room", _] if method != "GET" => ("alias".to_string(), room(2)),
         ["directory", "list", "room", _] if method != "GET" => ("directory".to_string(), room(3)),
         ["directory", ..] => (format!("{method} directory"), None),
+        ["rooms", _, "messages"] => ("messages".to_string(), room(1)),
         ["rooms", _, ..] => (format!("{method} room"), room(1)),
         ["user", _, "filter", ..] => ("filter".to_string(), None),
         ["keys", ..] => ("keys".to_string(), None),
