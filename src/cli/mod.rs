@@ -11,6 +11,7 @@ pub mod attendance;
 pub mod build;
 pub mod diff;
 pub mod invite;
+pub mod listen;
 pub mod plan;
 pub mod print;
 pub mod run;

@@ -22,6 +22,7 @@ use stagehand::web::{self, Pages, Site};
 use tokio::sync::watch;
 
 use super::build::{BuildOptions, moment_of, reconcile_options};
+use super::listen::{self, Listening};
 use super::{ServerArgs, connect, load_and_report, load_schedule, print, widget_context};
 
 #[derive(clap::Args)]
@@ -109,11 +110,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = Store::open(&store_path).with_context(|| format!("cannot open the timeline store {}", store_path.display()))?;
 
     let current = prepare(&run, parsed.conference);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let listening =
+        listen::start(config, &run.hs, &current.conference, &current.plan, store.clone(), run.clock, run.rehearse, stop_rx.clone()).await?;
     let txn_prefix = if run.rehearse { format!("rehearsal{}.", Utc::now().timestamp()) } else { String::new() };
     let (actions_tx, actions_rx) = watch::channel(current.actions.clone());
     let opened = (config.timeline.opened.join_rule.clone(), config.timeline.opened.history_visibility.clone());
     let live = Live::new(run.hs.clone(), current.plan.clone(), run.opts.clone());
-    let sender = Arc::new(live::Sender::new(live, actions_rx.clone(), run.clock, opened, txn_prefix));
+    let mut sender = live::Sender::new(live, actions_rx.clone(), run.clock, opened, txn_prefix);
+    if let Some(l) = &listening {
+        sender = sender.with_questions(l.qa.clone());
+    }
+    let sender = Arc::new(sender);
     let runner = Runner::new(sender.clone(), store, run.clock, config.timeline.actions.retry);
     let status = runner.status();
 
@@ -126,16 +134,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         (ok, json!({"alive": s.alive, "behind_ms": behind, "lateness_ms": s.lateness_ms, "max_lateness_ms": s.max_lateness_ms,
                      "next": s.next, "sent": s.sent, "skipped": s.skipped, "failed": s.failed}))
     });
-    let pages = Arc::new(Pages::new(site(&run, &current)?, Some(health)));
+    let mut pages = Pages::new(site(&run, &current)?, Some(health));
+    let mut routes = None;
+    if let Some(l) = &listening {
+        let status = l.status.clone();
+        let intake: web::Health = Arc::new(move || {
+            let s = status.borrow().clone();
+            // A sync that failed several times in a row (the homeserver is down) is not healthy; pushes are.
+            let ok = s.alive && s.failures < 3;
+            (ok, serde_json::to_value(&s).unwrap_or_default())
+        });
+        pages = pages.with_qa(l.qa.clone()).with_check("intake", intake);
+        routes = l.routes.clone();
+    }
+    let pages = Arc::new(pages);
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("serving on http://{} (home page /, health /healthz); Ctrl-C stops", args.listen);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let server = tokio::spawn(web::serve_pages(pages.clone(), listener, stopped(stop_rx.clone())));
-    let refresher = refresh_loop(&run, current, &sender, &actions_tx, &pages, stop_rx.clone());
+    let server = match routes {
+        Some(routes) => tokio::spawn(web::serve_pages_with(pages.clone(), routes, listener, stopped(stop_rx.clone()))),
+        None => tokio::spawn(web::serve_pages(pages.clone(), listener, stopped(stop_rx.clone()))),
+    };
+    let refresher = refresh_loop(&run, current, &sender, &actions_tx, &pages, listening.as_ref(), stop_rx.clone());
     let runner = runner.run(actions_rx, stopped(stop_rx.clone()));
     let signals = async {
         shutdown_signal().await;
@@ -222,6 +245,7 @@ async fn refresh_loop(
     sender: &live::Sender,
     actions: &watch::Sender<Arc<Vec<Action>>>,
     pages: &Pages,
+    listening: Option<&Listening>,
     mut stop: watch::Receiver<bool>,
 ) {
     let config: &Config = &run.build.config;
@@ -239,6 +263,7 @@ async fn refresh_loop(
         _ = converge_rooms(run, &current) => {},
         _ = stop.wait_for(|s| *s) => return,
     }
+    follow(run, listening, &current).await;
     loop {
         let next: Option<DateTime<Utc>> = cron.upcoming(Utc).next();
         let wait = next.map_or(Duration::from_secs(3600), |n| (n - Utc::now()).to_std().unwrap_or_default());
@@ -269,11 +294,20 @@ async fn refresh_loop(
         list.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         current = Current { actions: Arc::new(list), ..fresh };
         sender.replan(current.plan.clone());
+        follow(run, listening, &current).await;
         let _ = actions.send(current.actions.clone());
         match site(run, &current) {
             Ok(site) => pages.replace(site),
             Err(e) => tracing::error!(error = %format!("{e:#}"), "the pages keep the old schedule"),
         }
+    }
+}
+
+/// Q&A listens to the rooms of the plan in force, and assigns questions by its schedule.
+async fn follow(run: &Run, listening: Option<&Listening>, current: &Current) {
+    if let Some(l) = listening {
+        let live = Live::new(run.hs.clone(), current.plan.clone(), run.opts.clone());
+        l.follow(&live, &rehearsed(&current.conference, run.talks), &current.plan).await;
     }
 }
 

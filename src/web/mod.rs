@@ -330,13 +330,21 @@ pub type Health = Arc<dyn Fn() -> (bool, serde_json::Value) + Send + Sync>;
 pub struct Pages {
     site: std::sync::RwLock<Arc<Site>>,
     health: Option<Health>,
+    /// Further named parts of the health (the intake), each with its own verdict.
+    checks: Vec<(&'static str, Health)>,
     /// The questions, when the process listens to the rooms (`stagehand run`).
     qa: Option<Arc<crate::qa::Qa>>,
 }
 
 impl Pages {
     pub fn new(site: Arc<Site>, health: Option<Health>) -> Pages {
-        Pages { site: std::sync::RwLock::new(site), health, qa: None }
+        Pages { site: std::sync::RwLock::new(site), health, checks: Vec::new(), qa: None }
+    }
+
+    /// The same pages with one more part in `/healthz` (under `name`); the whole is healthy when every part is.
+    pub fn with_check(mut self, name: &'static str, check: Health) -> Pages {
+        self.checks.push((name, check));
+        self
     }
 
     /// The same pages showing the questions of `qa`.
@@ -363,14 +371,17 @@ impl Pages {
 }
 
 async fn healthz(State(pages): State<Arc<Pages>>) -> Response {
-    match &pages.health {
-        None => "ok".into_response(),
-        Some(health) => {
-            let (ok, details) = health();
-            let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-            (status, Json(json!({"ok": ok, "runner": details}))).into_response()
-        }
+    let Some(health) = &pages.health else { return "ok".into_response() };
+    let (mut ok, details) = health();
+    let mut body = json!({"runner": details});
+    for (name, check) in &pages.checks {
+        let (part_ok, part) = check();
+        ok &= part_ok;
+        body[*name] = part;
     }
+    body["ok"] = json!(ok);
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
 }
 
 /// The routes.
@@ -409,4 +420,14 @@ pub async fn serve_pages(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, pages_router(pages)).with_graceful_shutdown(shutdown).await
+}
+
+/// [`serve_pages`] with more routes beside the pages (the application service's transactions).
+pub async fn serve_pages_with(
+    pages: Arc<Pages>,
+    extra: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, pages_router(pages).merge(extra)).with_graceful_shutdown(shutdown).await
 }

@@ -1,0 +1,138 @@
+//! What `stagehand run` listens to: the rooms' events through the intake (a filtered `/sync`, or the transactions
+//! the homeserver pushes to an application service), taken in by Q&A. Starts Q&A on the day's store, finds the
+//! rooms questions are asked in (track rooms, stands, talk rooms) and follows a new plan after a schedule refresh.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use stagehand::config::Config;
+use stagehand::matrix::client::Homeserver;
+use stagehand::matrix::fanout;
+use stagehand::matrix::intake::{self, Delivery, IntakeStatus};
+use stagehand::matrix::live::Live;
+use stagehand::plan::{ObjectKind, Plan};
+use stagehand::qa::{Qa, Scope};
+use stagehand::schedule::Conference;
+use stagehand::secrets;
+use stagehand::timeline::{Clock, Store};
+use tokio::sync::{mpsc, watch};
+
+/// Q&A and the intake feeding it.
+pub struct Listening {
+    pub qa: Arc<Qa>,
+    pub status: watch::Receiver<IntakeStatus>,
+    /// The application service's routes, to be served beside the pages (none: the bot syncs).
+    pub routes: Option<axum::Router>,
+    rooms: watch::Sender<Arc<Vec<String>>>,
+    margin: i64,
+    clock: Clock,
+}
+
+/// Starts Q&A and its intake, unless `qa.enabled` is off. The intake runs until `stop`.
+pub async fn start(
+    config: &Config,
+    hs: &Homeserver,
+    conference: &Conference,
+    plan: &Plan,
+    store: Store,
+    clock: Clock,
+    rehearse: bool,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Listening>> {
+    if !config.qa.enabled {
+        return Ok(None);
+    }
+    let margin = config.qa.margin_minutes;
+    let scope = Scope::new(conference, plan, &HashMap::new(), margin, clock);
+    let qa = Arc::new(
+        Qa::open(store.clone(), scope, config.qa.clone(), hs.user_id.clone())
+            .await
+            .with_context(|| format!("cannot open Q&A in {}", store.path().display()))?,
+    );
+    let (inbox, deliveries) = mpsc::channel::<Delivery>(64);
+    tokio::spawn(consume(qa.clone(), deliveries));
+    let (status_tx, status) = watch::channel(IntakeStatus::default());
+    let (rooms, rooms_rx) = watch::channel(Arc::new(Vec::new()));
+    let routes = match secrets::appservice_hs_token(&config.homeserver)? {
+        Some(hs_token) => {
+            eprintln!("questions: taken from the transactions the homeserver pushes to the application service");
+            Some(intake::appservice::router(hs_token, store, inbox, status_tx))
+        }
+        None => {
+            // History older than this cannot hold a question: an hour before the first talk, or for a rehearsal
+            // (whose clock is shifted) a little before it started.
+            let not_before = if rehearse {
+                Some(Utc::now() - Duration::minutes(10))
+            } else {
+                conference.talks.iter().map(|t| t.start.to_utc()).min().map(|t: DateTime<Utc>| t - Duration::hours(1))
+            };
+            let hs = hs.clone();
+            tokio::spawn(async move { intake::sync::sync(&hs, rooms_rx, store, inbox, not_before, status_tx, stop).await });
+            eprintln!("questions: taken from a filtered /sync of the track and talk rooms");
+            None
+        }
+    };
+    Ok(Some(Listening { qa, status, routes, rooms, margin, clock }))
+}
+
+/// Takes deliveries into Q&A; a batch is acknowledged only once stored (else the intake delivers it again).
+async fn consume(qa: Arc<Qa>, mut deliveries: mpsc::Receiver<Delivery>) {
+    while let Some(d) = deliveries.recv().await {
+        let events = d.events.into_iter().map(|e| (e.room_id, e.event)).collect();
+        match qa.deliver(events).await {
+            Ok(()) => {
+                if let Some(done) = d.done {
+                    let _ = done.send(());
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "questions: cannot store events; they come again"),
+        }
+    }
+}
+
+impl Listening {
+    /// Finds the rooms of a plan (track rooms, stands, talk rooms) and listens to them; questions are assigned by
+    /// the new schedule from now on.
+    pub async fn follow(&self, live: &Live, conference: &Conference, plan: &Plan) {
+        let keys: Vec<String> = plan
+            .rooms
+            .iter()
+            .filter(|r| matches!(r.kind, ObjectKind::TrackRoom | ObjectKind::Stand | ObjectKind::TalkRoom))
+            .map(|r| r.key.clone())
+            .collect();
+        let found = fanout::all(keys, 8, |key| async move {
+            let id = live.room_id(&key).await;
+            (key, id)
+        })
+        .await;
+        let mut ids = HashMap::new();
+        let mut missing = 0;
+        for (key, id) in found {
+            match id {
+                Ok(id) => {
+                    ids.insert(key, id);
+                }
+                Err(e) => {
+                    missing += 1;
+                    tracing::debug!(room = %key, error = %e, "questions: room not found");
+                }
+            }
+        }
+        if missing > 0 {
+            tracing::warn!(missing, "questions: some track or talk rooms do not exist yet; they are listened to after the next refresh");
+        }
+        let scope = Scope::new(conference, plan, &ids, self.margin, self.clock);
+        let mut list = scope.room_ids();
+        list.sort();
+        self.qa.rescope(scope);
+        self.rooms.send_if_modified(|old| {
+            let changed = **old != list;
+            if changed {
+                *old = Arc::new(list);
+            }
+            changed
+        });
+    }
+}
