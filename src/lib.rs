@@ -14,8 +14,9 @@
 //! - [`load`]: the pipeline the CLI calls: source, reader, people, validation;
 //! - [`matrix`]: the only code that talks to the homeserver: the connection ([`matrix::client`]), the reconcile by
 //!   phase ([`matrix::reconcile`]: locate, create, update, spaces, retire, members, e-mail, report) over one bounded
-//!   fan-out ([`matrix::fanout`]), the identity server ([`matrix::identity`]), attendance, and the live side the
-//!   timeline's runner sends through ([`matrix::live`]);
+//!   fan-out ([`matrix::fanout`]), the identity server ([`matrix::identity`]), attendance, the live side the
+//!   timeline's runner sends through ([`matrix::live`]), and the event intake ([`matrix::intake`]: a filtered
+//!   `/sync` or an application service's pushed transactions, behind one inbox);
 //! - [`web`]: the widget pages, their JSON and the conference home page.
 //!
 //! The command line (`src/main.rs` and `src/cli/`, one file per command) lives in the binary, not here.

@@ -117,7 +117,7 @@ impl Pushed {
             Err(e) => return self.failed(&e.into()),
         }
         let events = transaction_events(&body);
-        let delivered = match deliver(&self.inbox, vec![events]).await {
+        let delivered = match deliver(&self.inbox, events).await {
             Ok(n) => n,
             Err(e) => return self.failed(&e),
         };

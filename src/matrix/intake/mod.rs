@@ -119,30 +119,40 @@ fn room_events(room_id: &str, events: impl IntoIterator<Item = Value>) -> Vec<Ro
         .collect()
 }
 
-/// Hands a batch to the consumer; the receiver answers when it is stored.
-async fn hand_over(inbox: &Inbox, events: Vec<RoomEvent>) -> Result<oneshot::Receiver<()>, IntakeError> {
-    let (done, stored) = oneshot::channel();
-    inbox.send(Delivery { events, done: Some(done) }).await.map_err(|_| IntakeError::InboxClosed)?;
-    Ok(stored)
+/// Batches handed to the consumer, and its answers to come.
+#[derive(Default)]
+struct Handover {
+    answers: Vec<oneshot::Receiver<()>>,
+    events: usize,
 }
 
-/// Waits until the consumer has stored a batch.
-async fn stored(answer: oneshot::Receiver<()>) -> Result<(), IntakeError> {
-    answer.await.map_err(|_| IntakeError::NotStored)
+impl Handover {
+    /// Hands a batch to the consumer (an empty one is skipped); it works on it while the next is prepared.
+    async fn hand(&mut self, inbox: &Inbox, events: Vec<RoomEvent>) -> Result<(), IntakeError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.events += events.len();
+        let (done, answer) = oneshot::channel();
+        inbox.send(Delivery { events, done: Some(done) }).await.map_err(|_| IntakeError::InboxClosed)?;
+        self.answers.push(answer);
+        Ok(())
+    }
+
+    /// Waits until the consumer has stored every batch handed over; returns the number of events.
+    async fn stored(self) -> Result<usize, IntakeError> {
+        for answer in self.answers {
+            answer.await.map_err(|_| IntakeError::NotStored)?;
+        }
+        Ok(self.events)
+    }
 }
 
-/// Delivers the batches (empty ones are skipped) and waits until the consumer has stored them all.
-async fn deliver(inbox: &Inbox, batches: Vec<Vec<RoomEvent>>) -> Result<usize, IntakeError> {
-    let mut answers = Vec::new();
-    let mut count = 0;
-    for events in batches.into_iter().filter(|b| !b.is_empty()) {
-        count += events.len();
-        answers.push(hand_over(inbox, events).await?);
-    }
-    for answer in answers {
-        stored(answer).await?;
-    }
-    Ok(count)
+/// Delivers one batch and waits until the consumer has stored it.
+async fn deliver(inbox: &Inbox, events: Vec<RoomEvent>) -> Result<usize, IntakeError> {
+    let mut handover = Handover::default();
+    handover.hand(inbox, events).await?;
+    handover.stored().await
 }
 
 /// Waits for `stop` (a dropped sender counts as a stop).
@@ -177,7 +187,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_dropped_unanswered_is_not_stored() {
+    async fn empty_batches_are_not_sent_and_a_batch_dropped_unanswered_is_not_stored() {
         let (inbox, mut rx) = mpsc::channel(4);
         let consumer = tokio::spawn(async move {
             let first: Delivery = rx.recv().await.unwrap();
@@ -186,9 +196,12 @@ mod tests {
             drop(second);
         });
         let one = || vec![RoomEvent { room_id: "!r".into(), event: json!({"type": "m.room.message"}) }];
-        assert_eq!(deliver(&inbox, vec![one(), vec![]]).await.unwrap(), 1);
-        assert!(matches!(deliver(&inbox, vec![one()]).await, Err(IntakeError::NotStored)));
+        let mut handover = Handover::default();
+        handover.hand(&inbox, one()).await.unwrap();
+        handover.hand(&inbox, vec![]).await.unwrap();
+        assert_eq!(handover.stored().await.unwrap(), 1);
+        assert!(matches!(deliver(&inbox, one()).await, Err(IntakeError::NotStored)));
         consumer.await.unwrap();
-        assert!(matches!(deliver(&inbox, vec![one()]).await, Err(IntakeError::InboxClosed)));
+        assert!(matches!(deliver(&inbox, one()).await, Err(IntakeError::InboxClosed)));
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{Inbox, IntakeError, IntakeStatus, RoomEvent, STATE_TYPES, TIMELINE_TYPES, deliver, room_events, stopped};
+use super::{Handover, Inbox, IntakeError, IntakeStatus, RoomEvent, STATE_TYPES, TIMELINE_TYPES, room_events, stopped};
 use crate::matrix::client::{Homeserver, MatrixError, MessagesPage, Synced, SyncedRoom};
 use crate::timeline::Store;
 
@@ -236,7 +236,8 @@ impl<'a> Session<'a> {
         };
         covered.retain(|r| self.rooms.contains(r));
         let mut joined: HashMap<String, SyncedRoom> = synced.rooms.into_iter().map(|r| (r.room_id.clone(), r)).collect();
-        let mut batches = Vec::new();
+        // Each room's events go to the consumer as soon as they are read: it stores one room while the next is read.
+        let mut handover = Handover::default();
         let mut newly = Vec::new();
         for room_id in self.rooms.iter() {
             let room = joined.remove(room_id);
@@ -248,7 +249,7 @@ impl<'a> Session<'a> {
                 match self.history(room_id, &synced.next_batch).await {
                     Ok(events) => {
                         tracing::info!(room = %room_id, events = events.len(), "read the room's history");
-                        batches.push(events);
+                        handover.hand(self.inbox, events).await?;
                         newly.push(room_id.clone());
                         self.unreadable.remove(room_id);
                     }
@@ -263,10 +264,10 @@ impl<'a> Session<'a> {
                     (Some(prev), Some(since)) if room.limited => self.pages(room_id, prev, Some(since)).await?.0,
                     _ => Vec::new(),
                 };
-                batches.push(ordered(room_id, gap, room.state, room.timeline));
+                handover.hand(self.inbox, ordered(room_id, gap, room.state, room.timeline)).await?;
             }
         }
-        let delivered = deliver(self.inbox, batches).await?;
+        let delivered = handover.stored().await?;
         covered.extend(newly);
         Ok(Position { since: synced.next_batch, covered, delivered })
     }
