@@ -58,7 +58,7 @@ fn appservice_synapse() -> &'static (Synapse, String, u16, tempfile::TempDir) {
     S.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let cfg = common::write(dir.path(), "as.yaml", "conference: {id: qa-as}\nhomeserver: {server_name: localhost}\n");
+        let cfg = common::write(dir.path(), "as.yaml", "conference: {id: qaas}\nhomeserver: {server_name: localhost}\n");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stagehand"));
         cmd.args(["appservice-registration", "--url", &format!("http://127.0.0.1:{port}"), "--config"]).arg(&cfg);
         let out = common::output_within(&mut cmd, common::CLI_LIMIT, "appservice-registration");
@@ -144,7 +144,7 @@ impl Event {
 
     fn apply(&self) {
         let out = common::output_within(&mut self.command(&["apply", "--json"]), common::CLI_LIMIT, "stagehand apply");
-        assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "apply: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
     }
 
     fn run(&self) -> Child {

@@ -55,19 +55,21 @@ pub async fn start(
     tokio::spawn(consume(qa.clone(), deliveries));
     let (status_tx, status) = watch::channel(IntakeStatus::default());
     let (rooms, rooms_rx) = watch::channel(Arc::new(Vec::new()));
+    // History older than this cannot hold a question: an hour before the first talk, or for a rehearsal (whose
+    // clock is shifted) a little before it started.
+    let not_before = if rehearse {
+        Some(Utc::now() - Duration::minutes(10))
+    } else {
+        conference.talks.iter().map(|t| t.start.to_utc()).min().map(|t: DateTime<Utc>| t - Duration::hours(1))
+    };
     let routes = match secrets::appservice_hs_token(&config.homeserver)? {
         Some(hs_token) => {
             eprintln!("questions: taken from the transactions the homeserver pushes to the application service");
+            let (hs, read_store, read_inbox) = (hs.clone(), store.clone(), inbox.clone());
+            tokio::spawn(async move { intake::appservice::catch_up(&hs, rooms_rx, read_store, read_inbox, not_before, stop).await });
             Some(intake::appservice::router(hs_token, store, inbox, status_tx))
         }
         None => {
-            // History older than this cannot hold a question: an hour before the first talk, or for a rehearsal
-            // (whose clock is shifted) a little before it started.
-            let not_before = if rehearse {
-                Some(Utc::now() - Duration::minutes(10))
-            } else {
-                conference.talks.iter().map(|t| t.start.to_utc()).min().map(|t: DateTime<Utc>| t - Duration::hours(1))
-            };
             let hs = hs.clone();
             tokio::spawn(async move { intake::sync::sync(&hs, rooms_rx, store, inbox, not_before, status_tx, stop).await });
             eprintln!("questions: taken from a filtered /sync of the track and talk rooms");

@@ -349,11 +349,13 @@ impl Homeserver {
         Ok(Synced::of(resp))
     }
 
-    /// One page of a room's events backwards from `from` (a `/sync` or `/messages` token), down to `to` if given.
-    pub async fn messages_back(&self, room_id: &str, from: &str, to: Option<&str>, filter: &Value, limit: u32) -> Result<MessagesPage, MatrixError> {
+    /// One page of a room's events backwards from `from` (a `/sync` or `/messages` token; none: the end of the room),
+    /// down to `to` if given.
+    pub async fn messages_back(&self, room_id: &str, from: Option<&str>, to: Option<&str>, filter: &Value, limit: u32) -> Result<MessagesPage, MatrixError> {
         use matrix_sdk::ruma::api::client::message::get_message_events::v3 as messages;
         let id = room_id_of(room_id)?;
-        let mut request = messages::Request::backward(id).from(from.to_string());
+        let mut request = messages::Request::backward(id);
+        request.from = from.map(str::to_string);
         request.to = to.map(str::to_string);
         request.limit = limit.into();
         request.filter = serde_json::from_value(filter.clone()).map_err(|e| MatrixError::Setup(format!("not a room event filter: {e}")))?;

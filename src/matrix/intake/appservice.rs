@@ -19,7 +19,13 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
-use super::{Inbox, IntakeError, IntakeStatus, RoomEvent, deliver, room_events};
+use std::collections::BTreeSet;
+
+use chrono::DateTime;
+
+use super::history::history;
+use super::{Inbox, IntakeError, IntakeStatus, RoomEvent, deliver, room_events, stopped};
+use crate::matrix::client::Homeserver;
 use crate::secrets::same_secret;
 use crate::timeline::{Store, StoreError};
 
@@ -198,6 +204,58 @@ async fn record(store: &Store, txn_id: String) -> Result<(), StoreError> {
         })
         .await
         .map(drop)
+}
+
+/// Rooms whose history an application service has delivered (a JSON list in the store).
+const READ_KEY: &str = "intake.appservice.rooms";
+
+/// The history an application service would otherwise never see: the homeserver pushes only what happens from
+/// now on (and retries what the bot missed while down), so a room listed for the first time, or every room when the
+/// store is new, has its history read from `/messages` (back to `not_before`) and delivered, once. Runs until `stop`,
+/// following the room list; a room that cannot be read yet is tried again at the next change of the list, and
+/// failures are retried after a pause.
+pub async fn catch_up(
+    hs: &Homeserver,
+    mut rooms: watch::Receiver<Arc<Vec<String>>>,
+    store: Store,
+    inbox: Inbox,
+    not_before: Option<DateTime<Utc>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let listed = rooms.borrow_and_update().clone();
+        if let Err(e) = read_new_rooms(hs, &listed, &store, &inbox, not_before).await {
+            tracing::warn!(error = %e, "cannot read the rooms' history yet; trying again in 30 s");
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => continue,
+                _ = stopped(&mut stop) => return,
+            }
+        }
+        tokio::select! {
+            changed = rooms.changed() => if changed.is_err() { return },
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+async fn read_new_rooms(hs: &Homeserver, listed: &[String], store: &Store, inbox: &Inbox, not_before: Option<DateTime<Utc>>) -> Result<(), IntakeError> {
+    let mut read: BTreeSet<String> = store.value(READ_KEY).await?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+    let new: Vec<&String> = listed.iter().filter(|r| !read.contains(*r)).collect();
+    for room_id in new {
+        match history(hs, room_id, None, not_before).await {
+            Ok(events) => {
+                tracing::info!(room = %room_id, events = events.len(), "read the room's history");
+                deliver(inbox, events).await?;
+                read.insert(room_id.clone());
+                store.set_value(READ_KEY, &json!(read).to_string()).await?;
+            }
+            Err(e) if matches!(e.errcode(), Some("M_FORBIDDEN" | "M_NOT_FOUND")) => {
+                tracing::info!(room = %room_id, error = %e, "cannot read the room's history yet (the bot is not in it?)");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

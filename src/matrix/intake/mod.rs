@@ -10,6 +10,7 @@
 //! never writes to the homeserver.
 
 pub mod appservice;
+mod history;
 pub mod sync;
 
 use chrono::{DateTime, Utc};

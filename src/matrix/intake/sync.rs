@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::{Handover, Inbox, IntakeError, IntakeStatus, RoomEvent, STATE_TYPES, TIMELINE_TYPES, room_events, stopped};
-use crate::matrix::client::{Homeserver, MatrixError, MessagesPage, Synced, SyncedRoom};
+use crate::matrix::client::{Homeserver, MessagesPage, Synced, SyncedRoom};
 use crate::timeline::Store;
 
 /// The newest events a sync returns per room; older ones come from `/messages`.
 pub const TIMELINE_LIMIT: u32 = 100;
 
 /// Events per `/messages` page.
-const PAGE_LIMIT: u32 = 250;
+pub(super) const PAGE_LIMIT: u32 = 250;
 
 /// How long one sync waits for news.
 const POLL: Duration = Duration::from_secs(30);
@@ -55,7 +55,7 @@ pub fn filter(rooms: &[String]) -> Value {
 }
 
 /// The filter of `/messages`: the same types, members lazy-loaded.
-fn history_filter() -> Value {
+pub(super) fn history_filter() -> Value {
     json!({"types": timeline_types(), "lazy_load_members": true})
 }
 
@@ -74,7 +74,7 @@ pub(crate) fn ordered(room_id: &str, history: Vec<MessagesPage>, state: Vec<Valu
     room_events(room_id, all)
 }
 
-fn sent_at(event: &Value) -> Option<DateTime<Utc>> {
+pub(super) fn sent_at(event: &Value) -> Option<DateTime<Utc>> {
     event.get("origin_server_ts").and_then(Value::as_i64).and_then(DateTime::from_timestamp_millis)
 }
 
@@ -246,7 +246,7 @@ impl<'a> Session<'a> {
                 if room.is_none() && (!self.first || self.unreadable.contains(room_id)) {
                     continue;
                 }
-                match self.history(room_id, &synced.next_batch).await {
+                match super::history::history(self.hs, room_id, Some(&synced.next_batch), self.not_before).await {
                     Ok(events) => {
                         tracing::info!(room = %room_id, events = events.len(), "read the room's history");
                         handover.hand(self.inbox, events).await?;
@@ -261,7 +261,7 @@ impl<'a> Session<'a> {
                 }
             } else if let Some(room) = room {
                 let gap = match (&room.prev_batch, &since) {
-                    (Some(prev), Some(since)) if room.limited => self.pages(room_id, prev, Some(since)).await?.0,
+                    (Some(prev), Some(since)) if room.limited => super::history::pages(self.hs, room_id, Some(prev), Some(since), None).await?.0,
                     _ => Vec::new(),
                 };
                 handover.hand(self.inbox, ordered(room_id, gap, room.state, room.timeline)).await?;
@@ -279,45 +279,6 @@ impl<'a> Session<'a> {
         self.store.set_value(SINCE_KEY, &position.since).await?;
         self.first = false;
         Ok(position.delivered)
-    }
-
-    /// A room's whole history up to `from`, back to its creation or `not_before`; when cut at `not_before`, the
-    /// room's current power levels come first (unless the history holds them), so moderators are known.
-    async fn history(&self, room_id: &str, from: &str) -> Result<Vec<RoomEvent>, MatrixError> {
-        let (mut pages, cut) = self.pages(room_id, from, None).await?;
-        if cut && let Some(levels) = self.hs.current_state_event(room_id, "m.room.power_levels", "").await? {
-            match pages.last_mut() {
-                Some(oldest) => oldest.state.insert(0, levels),
-                None => pages.push(MessagesPage { state: vec![levels], ..MessagesPage::default() }),
-            }
-        }
-        Ok(ordered(room_id, pages, Vec::new(), Vec::new()))
-    }
-
-    /// Pages `/messages` backwards from `from` down to `to` (or the room's start), stopping at `not_before` when
-    /// there is no `to`. Returns the pages newest first, and whether `not_before` cut the history.
-    async fn pages(&self, room_id: &str, from: &str, to: Option<&str>) -> Result<(Vec<MessagesPage>, bool), MatrixError> {
-        let filter = history_filter();
-        let not_before = if to.is_none() { self.not_before } else { None };
-        let mut pages = Vec::new();
-        let mut from = from.to_string();
-        loop {
-            let mut page = self.hs.messages_back(room_id, &from, to, &filter, PAGE_LIMIT).await?;
-            let empty = page.chunk.is_empty();
-            let older = not_before.and_then(|t| page.chunk.iter().position(|e| sent_at(e).is_some_and(|at| at < t)));
-            if let Some(i) = older {
-                page.chunk.truncate(i);
-            }
-            let end = page.end.take();
-            pages.push(page);
-            if older.is_some() {
-                return Ok((pages, true));
-            }
-            match end {
-                Some(end) if !empty && end != from => from = end,
-                _ => return Ok((pages, false)),
-            }
-        }
     }
 }
 
