@@ -16,6 +16,8 @@
 //!   phase ([`matrix::reconcile`]: locate, create, update, spaces, retire, members, e-mail, report) over one bounded
 //!   fan-out ([`matrix::fanout`]), the identity server ([`matrix::identity`]), attendance, and the live side the
 //!   timeline's runner sends through ([`matrix::live`]);
+//! - [`metrics`]: the Prometheus registry (`/metrics`) and its typed recording methods: homeserver requests, timeline
+//!   actions and lateness, invites, planned rooms, Q&A;
 //! - [`web`]: the widget pages, their JSON and the conference home page.
 //!
 //! The command line (`src/main.rs` and `src/cli/`, one file per command) lives in the binary, not here.
@@ -23,6 +25,7 @@
 pub mod config;
 pub mod load;
 pub mod matrix;
+pub mod metrics;
 pub mod plan;
 pub mod qa;
 pub mod schedule;
