@@ -24,8 +24,10 @@ use crate::timeline::{ActionKind, Priority};
 /// What kind of request Stagehand made to the homeserver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
-    /// Reads: aliases, room state, events, directory visibility, OpenID tokens.
+    /// Reads: aliases, room state, events, directory visibility, OpenID tokens, history pages.
     Read,
+    /// `/sync` (long polls: one a wait, so these say how often the bot hears from the server).
+    Sync,
     /// Writes not listed below (the room directory).
     Write,
     CreateRoom,
@@ -36,12 +38,21 @@ pub enum RequestKind {
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 7] =
-        [RequestKind::Read, RequestKind::Write, RequestKind::CreateRoom, RequestKind::State, RequestKind::Invite, RequestKind::Kick, RequestKind::Message];
+    pub const ALL: [RequestKind; 8] = [
+        RequestKind::Read,
+        RequestKind::Sync,
+        RequestKind::Write,
+        RequestKind::CreateRoom,
+        RequestKind::State,
+        RequestKind::Invite,
+        RequestKind::Kick,
+        RequestKind::Message,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             RequestKind::Read => "read",
+            RequestKind::Sync => "sync",
             RequestKind::Write => "write",
             RequestKind::CreateRoom => "create_room",
             RequestKind::State => "state",
@@ -53,7 +64,7 @@ impl RequestKind {
 
     /// Whether the request changes something on the server.
     pub fn is_write(self) -> bool {
-        self != RequestKind::Read
+        !matches!(self, RequestKind::Read | RequestKind::Sync)
     }
 }
 

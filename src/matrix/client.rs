@@ -361,7 +361,7 @@ impl Homeserver {
         request.set_presence = PresenceState::Offline;
         let config = request_config().timeout(timeout + Duration::from_secs(30));
         let resp = self
-            .call_with("sync", false, 0, MAX_RATE_LIMIT_WAIT, || self.client.send(request.clone()).with_request_config(config).into_future())
+            .call_with("sync", RequestKind::Sync, 0, MAX_RATE_LIMIT_WAIT, || self.client.send(request.clone()).with_request_config(config).into_future())
             .await?;
         Ok(Synced::of(resp))
     }
