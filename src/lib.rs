@@ -17,6 +17,9 @@
 //!   fan-out ([`matrix::fanout`]), the identity server ([`matrix::identity`]), attendance, the live side the
 //!   timeline's runner sends through ([`matrix::live`]), and the event intake ([`matrix::intake`]: a filtered
 //!   `/sync` or an application service's pushed transactions, behind one inbox);
+//! - [`metrics`]: the Prometheus registry (`/metrics`) and its typed recording methods: homeserver requests, timeline
+//!   actions and lateness, invites, planned rooms, Q&A;
+//! - [`qa`]: the audience's questions and upvotes per talk, moderation and ranking, kept in the day's store;
 //! - [`web`]: the widget pages, their JSON and the conference home page.
 //!
 //! The command line (`src/main.rs` and `src/cli/`, one file per command) lives in the binary, not here.
@@ -24,6 +27,7 @@
 pub mod config;
 pub mod load;
 pub mod matrix;
+pub mod metrics;
 pub mod plan;
 pub mod qa;
 pub mod schedule;

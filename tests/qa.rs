@@ -306,6 +306,15 @@ async fn scenario(id: &str, mode: Mode) {
     let live = strip(board_until_stripped(&url, &want).await);
     assert_eq!(live["talk"]["key"], "t1");
     assert_eq!(ranking(&live).1, 1);
+    // The metrics moved with what the bot took in: at least the four questions and five upvotes still standing, at
+    // most all five and seven cast (a question or vote deleted before the bot read it arrives without its content).
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", ev.port)).await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    let (questions, votes) = (value("stagehand_qa_questions_total "), value("stagehand_qa_votes_total "));
+    assert!((4.0..=5.0).contains(&questions) && (5.0..=7.0).contains(&votes), "questions {questions}, votes {votes}");
+    assert_eq!(value("stagehand_qa_boards "), 1.0);
 
     // Restarted: the ranking is intact.
     let log = stop(&mut run);

@@ -206,6 +206,7 @@ fn fresh_rehearsal_store(store: &std::path::Path) -> anyhow::Result<std::path::P
 /// The plan and the actions for a schedule.
 fn prepare(run: &Run, conference: Conference) -> Current {
     let plan = Arc::new(plan::plan(&conference, &run.build.config));
+    stagehand::metrics::global().rooms_planned(&plan);
     let actions = Arc::new(timeline::timeline(&rehearsed(&conference, run.talks), &plan, &run.build.config.timeline.actions));
     eprintln!("timeline: {} actions for {} talks", actions.len(), conference.talks.len());
     Current { conference, plan, actions }

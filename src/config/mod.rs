@@ -16,6 +16,8 @@ pub mod conference;
 pub mod homeserver;
 pub mod naming;
 pub mod people;
+#[cfg(test)]
+mod reference;
 pub mod rooms;
 pub mod schedule;
 pub mod timeline;

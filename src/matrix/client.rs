@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::session;
 pub use super::session::{Credentials, appservice_registration};
+use crate::metrics::{self, InviteMedium, RequestKind, RequestOutcome};
 use crate::plan::state::StateItem;
 
 /// One state event as the homeserver returned it.
@@ -203,32 +204,46 @@ impl Homeserver {
         Ok(Homeserver { client, user_id, server_name, counters: Arc::new(Counters::default()), test_pause })
     }
 
-    /// Sends a request, waiting out rate limits and retrying transient errors.
-    async fn call<T, F, Fut>(&self, what: &str, write: bool, f: F) -> Result<T, MatrixError>
+    /// Sends a request, waiting out rate limits and retrying transient errors. `kind` is a [`RequestKind`], or a
+    /// bool (write or not) for requests that need no kind of their own.
+    async fn call<T, F, Fut>(&self, what: &str, kind: impl Into<RequestKind>, f: F) -> Result<T, MatrixError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HttpError>>,
     {
-        self.call_with(what, write, 6, MAX_RATE_LIMIT_WAIT, f).await
+        self.call_with(what, kind, 6, MAX_RATE_LIMIT_WAIT, f).await
     }
 
     /// [`Self::call`] with a bound on retries of transient errors (invites use 0) and on the total time spent waiting
     /// out rate limits (time-critical sends give up early rather than arrive late).
-    async fn call_with<T, F, Fut>(&self, what: &str, write: bool, transient_limit: u32, max_wait: Duration, mut f: F) -> Result<T, MatrixError>
+    async fn call_with<T, F, Fut>(
+        &self,
+        what: &str,
+        kind: impl Into<RequestKind>,
+        transient_limit: u32,
+        max_wait: Duration,
+        mut f: F,
+    ) -> Result<T, MatrixError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HttpError>>,
     {
+        let kind = kind.into();
+        let metrics = metrics::global();
         let mut transient_tries = 0u32;
         let mut waited = Duration::ZERO;
         loop {
-            let counter = if write { &self.counters.writes } else { &self.counters.reads };
+            let counter = if kind.is_write() { &self.counters.writes } else { &self.counters.reads };
             counter.fetch_add(1, Ordering::Relaxed);
             let err = match f().await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    metrics.request(kind, RequestOutcome::Ok);
+                    return Ok(v);
+                }
                 Err(e) => e,
             };
             if let Some(ErrorKind::LimitExceeded(LimitExceededErrorData { retry_after, .. })) = err.client_api_error_kind() {
+                metrics.request(kind, RequestOutcome::RateLimited);
                 let wait = match retry_after {
                     Some(RetryAfter::Delay(d)) => *d,
                     Some(RetryAfter::DateTime(t)) => t.duration_since(std::time::SystemTime::now()).unwrap_or_default(),
@@ -245,10 +260,12 @@ impl Homeserver {
                 }
                 self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 self.counters.rate_limited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                metrics.rate_limit_wait(kind, wait);
                 tracing::warn!(request = what, wait_ms = wait.as_millis() as u64, "rate limited by the homeserver; waiting");
                 tokio::time::sleep(wait).await;
                 continue;
             }
+            metrics.request(kind, RequestOutcome::Error);
             let transient = match &err {
                 HttpError::Api(_) => err.as_client_api_error().is_some_and(|e| e.status_code.is_server_error()),
                 HttpError::Reqwest(_) => true,
@@ -344,7 +361,7 @@ impl Homeserver {
         request.set_presence = PresenceState::Offline;
         let config = request_config().timeout(timeout + Duration::from_secs(30));
         let resp = self
-            .call_with("sync", false, 0, MAX_RATE_LIMIT_WAIT, || self.client.send(request.clone()).with_request_config(config).into_future())
+            .call_with("sync", RequestKind::Sync, 0, MAX_RATE_LIMIT_WAIT, || self.client.send(request.clone()).with_request_config(config).into_future())
             .await?;
         Ok(Synced::of(resp))
     }
@@ -413,7 +430,7 @@ impl Homeserver {
             .map(|s| raw::<AnyInitialStateEvent>(&serde_json::json!({"type": s.event_type, "state_key": s.state_key, "content": s.content})))
             .collect::<Result<_, _>>()?;
         let what = format!("create #{alias_localpart}");
-        let resp = self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        let resp = self.call(&what, RequestKind::CreateRoom, || self.client.send(request.clone()).into_future()).await?;
         self.counters.rooms_created.fetch_add(1, Ordering::Relaxed);
         self.counters.initial_state_events.fetch_add(initial_state.len() as u64 + 1, Ordering::Relaxed);
         self.test_point("create").await;
@@ -428,7 +445,7 @@ impl Homeserver {
         let event_type = StateEventType::from(item.event_type.as_str());
         let request = state::send_state_event::v3::Request::new_raw(id, event_type, item.state_key.clone(), body);
         let what = format!("send {} in {room_id}", item.event_type);
-        let resp = self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        let resp = self.call(&what, RequestKind::State, || self.client.send(request.clone()).into_future()).await?;
         self.counters.state_events.fetch_add(1, Ordering::Relaxed);
         self.test_point("state").await;
         Ok(resp.event_id.to_string())
@@ -440,14 +457,20 @@ impl Homeserver {
         let id = room_id_of(room_id)?;
         let user = user_id_of(user_id)?;
         let request = invite::Request::new(id, invite::InvitationRecipient::UserId(invite::InviteUserId::new(user)));
-        self.send_invite(&format!("invite {user_id} to {room_id}"), request).await
+        self.send_invite(&format!("invite {user_id} to {room_id}"), InviteMedium::Matrix, request).await
     }
 
     /// Sends an invite: no retry on server errors (usually a remote server that cannot be reached, which Synapse
     /// has already tried), counted, with the `invite` test point.
-    async fn send_invite(&self, what: &str, request: matrix_sdk::ruma::api::client::membership::invite_user::v3::Request) -> Result<(), MatrixError> {
-        self.call_with(what, true, 0, MAX_RATE_LIMIT_WAIT, || self.client.send(request.clone()).into_future()).await?;
+    async fn send_invite(
+        &self,
+        what: &str,
+        medium: InviteMedium,
+        request: matrix_sdk::ruma::api::client::membership::invite_user::v3::Request,
+    ) -> Result<(), MatrixError> {
+        self.call_with(what, RequestKind::Invite, 0, MAX_RATE_LIMIT_WAIT, || self.client.send(request.clone()).into_future()).await?;
         self.counters.invites.fetch_add(1, Ordering::Relaxed);
+        metrics::global().invite_sent(medium);
         self.test_point("invite").await;
         Ok(())
     }
@@ -485,7 +508,7 @@ impl Homeserver {
         }
         .into();
         let request = invite::Request::new(id, invite::InvitationRecipient::ThirdPartyId(recipient));
-        self.send_invite(&format!("invite an e-mail address to {room_id}"), request).await
+        self.send_invite(&format!("invite an e-mail address to {room_id}"), InviteMedium::Email, request).await
     }
 
     /// Withdraws an invite or removes a member.
@@ -496,7 +519,7 @@ impl Homeserver {
         let mut request = kick::Request::new(id, user);
         request.reason = Some(reason.to_string());
         let what = format!("remove {user_id} from {room_id}");
-        self.call(&what, true, || self.client.send(request.clone()).into_future()).await?;
+        self.call(&what, RequestKind::Kick, || self.client.send(request.clone()).into_future()).await?;
         Ok(())
     }
 
@@ -512,7 +535,7 @@ impl Homeserver {
         let request = send::Request::new_raw(id, txn_id.into(), MessageLikeEventType::from(event_type), body);
         let what = format!("send {event_type} in {room_id}");
         let (retries, max_wait) = if urgent { (1, Duration::from_secs(5)) } else { (6, MAX_RATE_LIMIT_WAIT) };
-        let resp = self.call_with(&what, true, retries, max_wait, || self.client.send(request.clone()).into_future()).await?;
+        let resp = self.call_with(&what, RequestKind::Message, retries, max_wait, || self.client.send(request.clone()).into_future()).await?;
         self.counters.messages.fetch_add(1, Ordering::Relaxed);
         self.test_point("message").await;
         Ok(resp.event_id.to_string())

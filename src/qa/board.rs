@@ -128,6 +128,11 @@ impl RoomFacts {
         }
     }
 
+    /// Whether an event was taken in already (a message, edit or reaction).
+    pub fn knows(&self, id: &str) -> bool {
+        self.messages.contains_key(id) || self.reactions.contains_key(id) || self.edits.contains_key(id)
+    }
+
     /// The message ids of this room, for indexing.
     pub fn message_ids(&self) -> impl Iterator<Item = (&String, i64)> {
         self.messages.iter().map(|(id, m)| (id, m.ts))

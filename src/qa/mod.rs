@@ -84,9 +84,16 @@ impl Qa {
     fn take(&self, events: &[(String, Value)]) -> HashSet<String> {
         let mut inner = self.lock();
         let mut talks = HashSet::new();
+        let metrics = crate::metrics::global();
         for (room_id, event) in events {
             let Some(fact) = facts::read(event) else { continue };
-            let touched = inner.rooms.entry(room_id.clone()).or_default().add(fact);
+            let room = inner.rooms.entry(room_id.clone()).or_default();
+            match &fact {
+                facts::Fact::Message(m) if !room.knows(&m.id) && m.msgtype == "m.text" && m.sender != self.bot => metrics.qa_question(),
+                facts::Fact::Reaction { id, key, .. } if !room.knows(id) && self.opts.is_vote(key) => metrics.qa_vote(),
+                _ => {}
+            }
+            let touched = room.add(fact);
             inner.talks_touched(room_id, &touched, &mut talks);
         }
         talks
@@ -104,6 +111,7 @@ impl Qa {
                     changed.push(b);
                 }
             }
+            crate::metrics::global().qa_boards(inner.boards.values().filter(|b| !b.questions.is_empty() || b.hidden > 0).count());
             changed
         };
         for b in changed {

@@ -1,7 +1,8 @@
 //! The runner: sleeps until the next action's instant (`sleep_until`, no polling), fires what is due in instant and
 //! priority order through a [`Sender`], records each action in the [`Store`] before and after sending, sends late
 //! actions within their grace window and skips (records, logs) the others, takes a new action list at any time, and
-//! stops on a shutdown signal with everything recorded. Owns no Matrix code: the sender does the sending.
+//! stops on a shutdown signal with everything recorded, counting each outcome and the lateness of each send in its
+//! [`Metrics`]. Owns no Matrix code: the sender does the sending.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -17,6 +18,7 @@ use super::actions::{Action, Priority, seconds};
 use super::clock::Clock;
 use super::options::RetryOptions;
 use super::store::{RecordState, Store, StoreError};
+use crate::metrics::{self, ActionOutcome, Metrics};
 
 /// Why a send failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,6 +119,7 @@ pub struct Runner<S: Sender> {
     permits: Arc<Semaphore>,
     /// Tells the send tasks to stop retrying: the run is stopping.
     stop: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: Sender> Runner<S> {
@@ -124,7 +127,12 @@ impl<S: Sender> Runner<S> {
         let (status, _) = watch::channel(RunnerStatus::default());
         let permits = Arc::new(Semaphore::new(retry.max_in_flight.max(1)));
         let (stop, _) = watch::channel(false);
-        Runner { sender, store, clock, retry, status, permits, stop }
+        Runner { sender, store, clock, retry, status, permits, stop, metrics: metrics::global().clone() }
+    }
+
+    /// Counts into `metrics` instead of the process's ([`metrics::global`]).
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Runner<S> {
+        Runner { metrics, ..self }
     }
 
     /// The runner's status, updated as it goes (`alive` false once it has stopped; a closed channel means it died).
@@ -254,6 +262,7 @@ impl<S: Sender> Runner<S> {
                 retry: self.retry,
                 permits: self.permits.clone(),
                 stop: self.stop.subscribe(),
+                metrics: self.metrics.clone(),
             };
             books.tasks.spawn(async move { (action.id.clone(), fire.fire(action).await) });
         }
@@ -263,6 +272,7 @@ impl<S: Sender> Runner<S> {
     async fn skip(&self, action: &Action, now: DateTime<Utc>, why: &str) -> Outcome {
         let late = (now - action.instant).num_seconds();
         info!(late_s = late, id = %action.id, "skipped: {why}");
+        self.metrics.action(action.kind, ActionOutcome::Skipped);
         match self.store.finish(action, RecordState::Skipped, None, Some(why.to_string()), now).await {
             Ok(()) => Outcome::Done(RecordState::Skipped),
             Err(e) => {
@@ -307,6 +317,7 @@ struct Fire<S> {
     retry: RetryOptions,
     permits: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: Sender> Fire<S> {
@@ -351,8 +362,15 @@ impl<S: Sender> Fire<S> {
             };
             let now = self.clock.now();
             match &detail {
-                None => info!(event = event.as_deref().unwrap_or_default(), late_ms = (now - action.instant).num_milliseconds(), "sent"),
-                Some(why) => warn!(error = %why, "failed"),
+                None => {
+                    info!(event = event.as_deref().unwrap_or_default(), late_ms = (now - action.instant).num_milliseconds(), "sent");
+                    self.metrics.action(action.kind, ActionOutcome::Sent);
+                    self.metrics.action_lateness(action.priority, (now - action.fire_at).num_milliseconds() as f64 / 1000.0);
+                }
+                Some(why) => {
+                    warn!(error = %why, "failed");
+                    self.metrics.action(action.kind, ActionOutcome::Failed);
+                }
             }
             return match self.store.finish(&action, state, event, detail, now).await {
                 Ok(()) => Outcome::Done(state),

@@ -296,3 +296,48 @@ async fn transient_failures_are_retried_with_the_same_txn_id_within_a_short_budg
     assert_eq!(rows[&forbidden].state, RecordState::Failed);
     assert_eq!((summary.failed, summary.sent), (2, list.len() - 2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_outcome_is_counted_in_the_metrics_by_kind_with_the_lateness_of_each_send() {
+    use crate::metrics::Metrics;
+    let (conf, plan) = fixtures::small();
+    let list = timeline(&conf, &plan, &TimelineOptions::default());
+    let forbidden = list.iter().find(|a| a.talk == "async" && a.kind == ActionKind::OpenRoom).unwrap().id.clone();
+    // Started just after the first deadline: that action is beyond grace (skipped), others are sent late.
+    let start = list.iter().map(|a| a.deadline).min().unwrap() + Duration::seconds(1);
+    let clock = Clock::starting_at(start);
+    let mut fake = Fake::new(clock);
+    fake.permanent.insert(forbidden);
+    let fake = Arc::new(fake);
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let (_tx, rx) = watch::channel(Arc::new(list.clone()));
+    let end = list[list.len() - 1].fire_at + Duration::minutes(1);
+    let runner = Runner::new(fake, store(&dir), clock, RetryOptions::default()).with_metrics(metrics.clone());
+    let summary = runner.run(rx, at(&clock, end)).await.unwrap();
+    assert!(summary.sent > 0 && summary.skipped > 0 && summary.failed == 1, "{summary:?}");
+
+    let text = metrics.render().unwrap();
+    let series = |name: &str, labels: &str| -> f64 {
+        let prefix = format!("{name}{{{labels}}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    };
+    let rows = store(&dir).load().await.unwrap();
+    let kinds: BTreeSet<ActionKind> = list.iter().map(|a| a.kind).collect();
+    for kind in kinds {
+        for (state, outcome) in [(RecordState::Sent, "sent"), (RecordState::Skipped, "skipped"), (RecordState::Failed, "failed")] {
+            let recorded = list.iter().filter(|a| a.kind == kind && rows[&a.id].state == state).count();
+            let counted = series("stagehand_timeline_actions_total", &format!("kind=\"{}\",outcome=\"{outcome}\"", kind.slug()));
+            assert_eq!(counted, recorded as f64, "{} {outcome}", kind.slug());
+        }
+    }
+    let observed = series("stagehand_timeline_lateness_seconds_count", "priority=\"critical\"")
+        + series("stagehand_timeline_lateness_seconds_count", "priority=\"routine\"");
+    assert_eq!(observed, summary.sent as f64, "one lateness per send");
+    // The late sends at start are above the first bucket; the rest were on time.
+    let on_time = series("stagehand_timeline_lateness_seconds_bucket", "priority=\"critical\",le=\"0.01\"")
+        + series("stagehand_timeline_lateness_seconds_bucket", "priority=\"routine\",le=\"0.01\"");
+    let late = list.iter().filter(|a| a.fire_at < start && rows[&a.id].state == RecordState::Sent).count();
+    assert!(late > 0, "some actions within grace were sent late");
+    assert_eq!(on_time, (summary.sent - late) as f64);
+}

@@ -23,6 +23,8 @@ use crate::plan::{ObjectKind, Plan, PlannedRoom};
 use crate::schedule::model::{Conference, Role, Talk, TrackKind};
 use crate::secrets::same_secret;
 
+pub mod metrics;
+
 /// A clock the pages ask for "now" (tests pass a fixed one).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -402,6 +404,7 @@ pub fn pages_router(pages: Arc<Pages>) -> Router {
         .route("/schedule/{conf}/{track}/json", get(schedule_json))
         .route("/stream/{conf}/{track}", get(stream))
         .with_state(pages)
+        .merge(metrics::router())
 }
 
 /// Serves until `shutdown` resolves.
