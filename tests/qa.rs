@@ -72,6 +72,20 @@ fn appservice_synapse() -> &'static (Synapse, String, u16, tempfile::TempDir) {
 
 impl Event {
     fn new(id: &str, mode: Mode) -> Event {
+        // The first talk is live now (it started ten minutes ago and lasts an hour); the second follows it.
+        let start = Utc::now().duration_trunc(chrono::Duration::minutes(1)).expect("a minute") - chrono::Duration::minutes(10);
+        let at = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+        let talks = format!(
+            "  - {{key: t1, title: Live talk, track: rust, room: R1, start: \"{}\", duration: 60, speakers: [bob], hosts: [ann]}}\n\
+             \x20 - {{key: t2, title: Next talk, track: rust, room: R1, start: \"{}\", duration: 30, speakers: [bob]}}\n",
+            at(start),
+            at(start + chrono::Duration::minutes(60)),
+        );
+        Event::with(id, mode, &talks, "")
+    }
+
+    /// A conference with the given talks (YAML list items; Ann and Bob are its people) and more config.
+    fn with(id: &str, mode: Mode, talks: &str, extra_config: &str) -> Event {
         let (s, registration, port) = match mode {
             Mode::Sync => (synapse(), None, free_port()),
             Mode::AppService => {
@@ -87,9 +101,6 @@ impl Event {
         };
         let bot = s.register(&format!("{id}-bot"), false);
         let dir = tempfile::tempdir().expect("temp dir");
-        // The first talk is live now (it started ten minutes ago and lasts an hour); the second follows it.
-        let start = Utc::now().duration_trunc(chrono::Duration::minutes(1)).expect("a minute") - chrono::Duration::minutes(10);
-        let at = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
         let schedule = common::write(
             dir.path(),
             "schedule.yaml",
@@ -97,13 +108,9 @@ impl Event {
                 "conference: {{id: {id}, title: QA camp, timezone: UTC}}\n\
                  tracks:\n  - {{key: rust, name: Rust, kind: devroom}}\n\
                  people:\n  - {{key: ann, name: Ann, matrix: \"{ann}\"}}\n  - {{key: bob, name: Bob, matrix: \"{bob}\"}}\n\
-                 talks:\n\
-                 \x20 - {{key: t1, title: Live talk, track: rust, room: R1, start: \"{s1}\", duration: 60, speakers: [bob], hosts: [ann]}}\n\
-                 \x20 - {{key: t2, title: Next talk, track: rust, room: R1, start: \"{s2}\", duration: 30, speakers: [bob]}}\n",
+                 talks:\n{talks}",
                 ann = users.ann.user_id,
                 bob = users.bob.user_id,
-                s1 = at(start),
-                s2 = at(start + chrono::Duration::minutes(60)),
             ),
         );
         let auth = match &registration {
@@ -117,7 +124,7 @@ impl Event {
                 "conference: {{id: {id}, timezone: UTC}}\n\
                  homeserver: {{server_name: {server}, url: \"{url}\"{auth}}}\n\
                  widgets: {{secret_file: \"{d}/secret\", web_url: \"http://127.0.0.1:{port}\"}}\n\
-                 timeline: {{store: \"{d}/day.sqlite\"}}\n",
+                 timeline: {{store: \"{d}/day.sqlite\", actions: {{spread_seconds: 0}}}}\n{extra_config}",
                 server = s.server_name,
                 url = s.url,
                 d = dir.path().display(),
@@ -148,8 +155,14 @@ impl Event {
     }
 
     fn run(&self) -> Child {
+        self.run_with(&[])
+    }
+
+    fn run_with(&self, extra: &[&str]) -> Child {
         let listen = format!("127.0.0.1:{}", self.port);
-        self.command(&["run", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("stagehand run")
+        let mut args = vec!["run", "--listen", &listen];
+        args.extend_from_slice(extra);
+        self.command(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("stagehand run")
     }
 
     fn api(&self, user: &User) -> Api {
@@ -364,4 +377,102 @@ async fn questions_votes_and_moderation_over_sync_survive_restarts_and_a_lost_st
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_as_an_application_service() {
     scenario("qaas", Mode::AppService).await;
+}
+
+/// What a URL's JSON says, at most a minute of tries until `ok` holds; the last answer otherwise.
+async fn json_until(url: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    let mut last = Value::Null;
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Ok(resp) = reqwest::get(url).await
+            && let Ok(v) = resp.json::<Value>().await
+        {
+            if ok(&v) {
+                return v;
+            }
+            last = v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// The bot's notices in a room, as a plain client reads them.
+async fn notices(ev: &Event, room: &str) -> Vec<String> {
+    let (status, body) = Api::new(&ev.synapse_url, &ev.reader).get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=200", enc(room))).await;
+    assert_eq!(status, 200, "{body}");
+    let mut out: Vec<String> = body["chunk"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["content"]["msgtype"] == "m.notice")
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Waits (at most a minute) for a notice of the bot starting with `start` in a room.
+async fn notice_until(ev: &Event, room: &str, start: &str) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if notices(ev, room).await.iter().any(|n| n.starts_with(start)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no notice {start:?} in {:?}", notices(ev, room).await);
+}
+
+/// Two talks back to back in one track room, rehearsed at 20x: a question asked during each lands on its own talk;
+/// at the second (pre-recorded) talk's Q&A start its top question is posted to its talk room for the host, and after
+/// the first talk its unanswered question is posted to its talk room for the speaker.
+#[tokio::test(flavor = "multi_thread")]
+async fn back_to_back_talks_in_a_rehearsal_each_get_their_questions_and_the_lists_are_posted() {
+    let talks = "  - {key: t1, title: First, track: rust, room: R1, start: \"2026-03-14 10:00\", duration: 10, speakers: [bob], hosts: [ann]}\n\
+                 \x20 - {key: t2, title: Second, track: rust, room: R1, start: \"2026-03-14 10:10\", end: \"2026-03-14 10:20\", qa_start: \"2026-03-14 10:15\", speakers: [bob], hosts: [ann]}\n";
+    let ev = Event::with("qab2b", Mode::Sync, talks, "qa: {margin_minutes: 1}\n");
+    ev.apply();
+    let track = ev.room("rust").await;
+    let (room1, room2, backstage) = (ev.room("talk-t1").await, ev.room("talk-t2").await, ev.room("rust-backstage").await);
+    let (ann, cy, dee) = (ev.api(&ev.users.ann), ev.api(&ev.users.cy), ev.api(&ev.users.dee));
+    for who in [&ann, &cy, &dee] {
+        join(who, &track).await;
+    }
+    // 10 conference minutes are 30 s: the first talk starts 5 s after the run does.
+    let mut run = ev.run_with(&["--rehearse", "--start-in", "5s", "--speed", "20"]);
+    let live = ev.qa_url(&backstage).await;
+    let (url1, url2) = (ev.qa_url(&room1).await, ev.qa_url(&room2).await);
+    // The track room's notices tell where the conference clock is: the first talk's go-live, then its end (the
+    // second talk's start).
+    notice_until(&ev, &track, "Now live: “First”").await;
+    assert_eq!(json_until(&live, |v| v["talk"]["key"] == "t1").await["talk"]["key"], "t1", "the backstage's board follows the talk of the moment");
+    let q1 = ask(&cy, &track, "For the first talk?").await;
+    react(&dee, &track, &q1, "👍").await;
+    notice_until(&ev, &track, "“First” has ended").await;
+    assert_eq!(json_until(&live, |v| v["talk"]["key"] == "t2").await["talk"]["key"], "t2");
+    let q2 = ask(&dee, &track, "For the second talk?").await;
+    react(&cy, &track, &q2, "👍").await;
+    let texts = |v: &Value| v["questions"].as_array().into_iter().flatten().map(|q| q["text"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>();
+    let one = json_until(&url1, |v| !texts(v).is_empty()).await;
+    let two = json_until(&url2, |v| v["questions"][0]["votes"] == 1).await;
+    assert_eq!(texts(&one), ["For the first talk?"], "{one}");
+    assert_eq!(texts(&two), ["For the second talk?"], "{two}");
+    // The second talk's Q&A starts 5 conference minutes in (15 s); the first talk's summary comes 5 minutes after its
+    // end. Both in the talk rooms, read back by a plain client.
+    let started = Instant::now();
+    let (mut said1, mut said2) = (Vec::new(), Vec::new());
+    while started.elapsed() < Duration::from_secs(60) {
+        said1 = notices(&ev, &room1).await;
+        said2 = notices(&ev, &room2).await;
+        if said1.iter().any(|n| n.starts_with("Questions left unanswered")) && said2.iter().any(|n| n.starts_with("Top questions")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let top = said2.iter().find(|n| n.starts_with("Top questions")).unwrap_or_else(|| panic!("no top questions in {said2:?}"));
+    assert!(top.contains("1. For the second talk? (1 vote, ") && !top.contains("first talk"), "{top}");
+    let summary = said1.iter().find(|n| n.starts_with("Questions left unanswered")).unwrap_or_else(|| panic!("no summary in {said1:?}"));
+    assert!(summary.contains("1. For the first talk? (1 vote, ") && !summary.contains("second talk"), "{summary}");
+    stop(&mut run);
 }
