@@ -1,6 +1,6 @@
 //! Stagehand's configuration: a YAML file with unknown keys refused, one module per section, each owning its
 //! defaults and its checks ([`conference`], [`homeserver`], [`schedule`], [`tracks`], [`naming`], [`rooms`],
-//! [`people`], [`widgets`], [`timeline`]; `qa` is [`crate::qa::QaOptions`]).
+//! [`people`], [`widgets`], [`timeline`], [`operations`]; `qa` is [`crate::qa::QaOptions`]).
 //!
 //! [`Config::parse`] is pure and returns warnings as data; [`Config::from_file`] does the I/O. Secrets (tokens,
 //! passwords, the widget secret) never live in this file: header values name environment variables as `${NAME}`,
@@ -15,6 +15,7 @@ use serde::Deserialize;
 pub mod conference;
 pub mod homeserver;
 pub mod naming;
+pub mod operations;
 pub mod people;
 #[cfg(test)]
 mod reference;
@@ -27,6 +28,7 @@ pub mod widgets;
 pub use conference::{ConferenceConfig, is_alias_safe};
 pub use homeserver::HomeserverConfig;
 pub use naming::NamingConfig;
+pub use operations::OperationsConfig;
 pub use people::{IdentityServerConfig, PeopleConfig};
 pub use rooms::{RoomsConfig, SupportRoom};
 pub use schedule::{ScheduleConfig, expand_env};
@@ -66,6 +68,8 @@ pub struct Config {
     /// Questions and upvotes (owned by [`crate::qa`]).
     #[serde(default)]
     pub qa: crate::qa::QaOptions,
+    #[serde(default)]
+    pub operations: OperationsConfig,
 }
 
 impl Config {
@@ -85,6 +89,7 @@ impl Config {
         config.rooms.check().map_err(invalid)?;
         config.timeline.check().map_err(invalid)?;
         config.qa.check().map_err(invalid)?;
+        config.operations.check().map_err(invalid)?;
         let warnings = config.schedule.warnings();
         Ok((config, warnings))
     }
