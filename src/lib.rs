@@ -24,6 +24,7 @@
 //!
 //! The command line (`src/main.rs` and `src/cli/`, one file per command) lives in the binary, not here.
 
+pub mod commands;
 pub mod config;
 pub mod load;
 pub mod matrix;

@@ -137,7 +137,7 @@ impl InviteMedium {
 const LATENESS_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// Every kind of planned object, for the `rooms_planned` gauge (a kind the plan no longer has reads 0).
-const OBJECT_KINDS: [ObjectKind; 7] = [
+const OBJECT_KINDS: [ObjectKind; 8] = [
     ObjectKind::RootSpace,
     ObjectKind::Subspace,
     ObjectKind::TrackRoom,
@@ -145,6 +145,7 @@ const OBJECT_KINDS: [ObjectKind; 7] = [
     ObjectKind::TalkRoom,
     ObjectKind::Stand,
     ObjectKind::Support,
+    ObjectKind::Management,
 ];
 
 fn object_label(kind: ObjectKind) -> &'static str {
@@ -156,6 +157,7 @@ fn object_label(kind: ObjectKind) -> &'static str {
         ObjectKind::TalkRoom => "talk_room",
         ObjectKind::Stand => "stand",
         ObjectKind::Support => "support",
+        ObjectKind::Management => "management",
     }
 }
 

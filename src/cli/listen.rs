@@ -1,5 +1,6 @@
 //! What `stagehand run` listens to: the rooms' events through the intake (a filtered `/sync`, or the transactions
-//! the homeserver pushes to an application service), taken in by Q&A. Starts Q&A on the day's store, finds the
+//! the homeserver pushes to an application service), taken in by Q&A, and commands for the management room's
+//! executor (messages starting with the command prefix, wherever they are said). Starts Q&A on the day's store, finds the
 //! rooms questions are asked in (track rooms, stands, talk rooms) and follows a new plan after a schedule refresh.
 
 use std::collections::HashMap;
@@ -25,6 +26,11 @@ pub struct Listening {
     pub status: watch::Receiver<IntakeStatus>,
     /// The application service's routes, to be served beside the pages (none: the bot syncs).
     pub routes: Option<axum::Router>,
+    /// Messages that may be commands (the prefix, any listened room), for the executor to take.
+    pub commands: Option<mpsc::Receiver<intake::RoomEvent>>,
+    /// The management room's id, once found.
+    pub management: watch::Receiver<Option<String>>,
+    management_tx: watch::Sender<Option<String>>,
     rooms: watch::Sender<Arc<Vec<String>>>,
     margin: i64,
     clock: Clock,
@@ -41,7 +47,7 @@ pub async fn start(
     rehearse: bool,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Listening>> {
-    if !config.qa.enabled {
+    if !config.qa.enabled && !config.operations.has_management_room() {
         return Ok(None);
     }
     let margin = config.qa.margin_minutes;
@@ -52,7 +58,10 @@ pub async fn start(
             .with_context(|| format!("cannot open Q&A in {}", store.path().display()))?,
     );
     let (inbox, deliveries) = mpsc::channel::<Delivery>(64);
-    tokio::spawn(consume(qa.clone(), deliveries));
+    let (commands_tx, commands) = mpsc::channel(64);
+    let (management_tx, management) = watch::channel(None);
+    let route = Route { qa: config.qa.enabled.then(|| qa.clone()), commands: commands_tx, prefix: config.operations.prefix.clone(), bot: hs.user_id.clone(), management: management.clone() };
+    tokio::spawn(consume(route, deliveries));
     let (status_tx, status) = watch::channel(IntakeStatus::default());
     let (rooms, rooms_rx) = watch::channel(Arc::new(Vec::new()));
     // History older than this cannot hold a question: an hour before the first talk, or for a rehearsal (whose
@@ -76,13 +85,50 @@ pub async fn start(
             None
         }
     };
-    Ok(Some(Listening { qa, status, routes, rooms, margin, clock }))
+    Ok(Some(Listening { qa, status, routes, commands: Some(commands), management, management_tx, rooms, margin, clock }))
 }
 
-/// Takes deliveries into Q&A; a batch is acknowledged only once stored (else the intake delivers it again).
-async fn consume(qa: Arc<Qa>, mut deliveries: mpsc::Receiver<Delivery>) {
+/// Where delivered events go.
+struct Route {
+    qa: Option<Arc<Qa>>,
+    commands: mpsc::Sender<intake::RoomEvent>,
+    prefix: String,
+    bot: String,
+    management: watch::Receiver<Option<String>>,
+}
+
+impl Route {
+    /// Whether an event may be a command: a message of someone else starting with the prefix.
+    fn command(&self, e: &intake::RoomEvent) -> bool {
+        e.event_type() == Some("m.room.message")
+            && e.event.get("sender").and_then(|s| s.as_str()) != Some(self.bot.as_str())
+            && e.event.pointer("/content/body").and_then(|b| b.as_str()).is_some_and(|b| {
+                b.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(&self.prefix))
+            })
+    }
+}
+
+/// Takes deliveries: commands to the executor, the rest into Q&A; a batch is acknowledged only once stored (else
+/// the intake delivers it again).
+async fn consume(route: Route, mut deliveries: mpsc::Receiver<Delivery>) {
     while let Some(d) = deliveries.recv().await {
-        let events = d.events.into_iter().map(|e| (e.room_id, e.event)).collect();
+        let management = route.management.borrow().clone();
+        let mut events = Vec::new();
+        for e in d.events {
+            if route.command(&e) && route.commands.try_send(e.clone()).is_err() {
+                tracing::warn!("commands: the executor is busy; a command was dropped");
+            }
+            // The management room's talk is not Q&A's business.
+            if management.as_deref() != Some(e.room_id.as_str()) {
+                events.push((e.room_id, e.event));
+            }
+        }
+        let Some(qa) = &route.qa else {
+            if let Some(done) = d.done {
+                let _ = done.send(());
+            }
+            continue;
+        };
         match qa.deliver(events).await {
             Ok(()) => {
                 if let Some(done) = d.done {
@@ -101,7 +147,7 @@ impl Listening {
         let keys: Vec<String> = plan
             .rooms
             .iter()
-            .filter(|r| matches!(r.kind, ObjectKind::TrackRoom | ObjectKind::Stand | ObjectKind::TalkRoom))
+            .filter(|r| matches!(r.kind, ObjectKind::TrackRoom | ObjectKind::Stand | ObjectKind::TalkRoom | ObjectKind::Management))
             .map(|r| r.key.clone())
             .collect();
         let found = fanout::all(keys, 8, |key| async move {
@@ -126,7 +172,14 @@ impl Listening {
             tracing::warn!(missing, "questions: some track or talk rooms do not exist yet; they are listened to after the next refresh");
         }
         let scope = Scope::new(conference, plan, &ids, self.margin, self.clock);
+        let management = plan.rooms.iter().find(|r| r.kind == ObjectKind::Management).and_then(|r| ids.get(&r.key)).cloned();
+        self.management_tx.send_if_modified(|m| {
+            let changed = *m != management;
+            *m = management.clone();
+            changed
+        });
         let mut list = scope.room_ids();
+        list.extend(management);
         list.sort();
         self.qa.rescope(scope);
         self.rooms.send_if_modified(|old| {

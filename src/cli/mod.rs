@@ -12,6 +12,7 @@ pub mod build;
 pub mod diff;
 pub mod invite;
 pub mod listen;
+pub mod manage;
 pub mod plan;
 pub mod print;
 pub mod run;

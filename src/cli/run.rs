@@ -19,10 +19,11 @@ use stagehand::plan::{self, Plan};
 use stagehand::schedule::{Conference, Parsed};
 use stagehand::timeline::{self, Action, Clock, Runner, Store};
 use stagehand::web::{self, Pages, Site};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::build::{BuildOptions, moment_of, reconcile_options};
 use super::listen::{self, Listening};
+use super::manage::{Manager, Snapshot};
 use super::{ServerArgs, connect, load_and_report, load_schedule, print, widget_context};
 
 #[derive(clap::Args)]
@@ -111,18 +112,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let current = prepare(&run, parsed.conference);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let listening =
+    let mut listening =
         listen::start(config, &run.hs, &current.conference, &current.plan, store.clone(), run.clock, run.rehearse, stop_rx.clone()).await?;
     let txn_prefix = if run.rehearse { format!("rehearsal{}.", Utc::now().timestamp()) } else { String::new() };
     let (actions_tx, actions_rx) = watch::channel(current.actions.clone());
     let opened = (config.timeline.opened.join_rule.clone(), config.timeline.opened.history_visibility.clone());
     let live = Live::new(run.hs.clone(), current.plan.clone(), run.opts.clone());
     let mut sender = live::Sender::new(live, actions_rx.clone(), run.clock, opened, txn_prefix);
-    if let Some(l) = &listening {
+    if let Some(l) = listening.as_ref().filter(|_| config.qa.enabled) {
         sender = sender.with_questions(l.qa.clone());
     }
     let sender = Arc::new(sender);
-    let runner = Runner::new(sender.clone(), store, run.clock, config.timeline.actions.retry);
+    let runner = Runner::new(sender.clone(), store.clone(), run.clock, config.timeline.actions.retry);
     let status = runner.status();
 
     let clock = run.clock;
@@ -144,7 +145,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let ok = s.alive && s.failures < 3;
             (ok, serde_json::to_value(&s).unwrap_or_default())
         });
-        pages = pages.with_qa(l.qa.clone()).with_check("intake", intake);
+        pages = pages.with_check("intake", intake);
+        if config.qa.enabled {
+            pages = pages.with_qa(l.qa.clone());
+        }
         routes = l.routes.clone();
     }
     let pages = Arc::new(pages);
@@ -158,14 +162,41 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(routes) => tokio::spawn(web::serve_pages_with(pages.clone(), routes, listener, stopped(stop_rx.clone()))),
         None => tokio::spawn(web::serve_pages(pages.clone(), listener, stopped(stop_rx.clone()))),
     };
-    let refresher = refresh_loop(&run, current, &sender, &actions_tx, &pages, listening.as_ref(), stop_rx.clone());
+    let refresh = Arc::new(Notify::new());
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot { conference: current.conference.clone(), plan: current.plan.clone() }));
+    let commands = listening.as_mut().and_then(|l| l.commands.take()).filter(|_| config.operations.has_management_room());
+    let manager = listening.as_ref().map(|l| Manager {
+        hs: &run.hs,
+        config,
+        opts: &run.opts,
+        clock: run.clock,
+        store: store.clone(),
+        sender: sender.clone(),
+        actions: &actions_tx,
+        current: snapshot_rx,
+        refresh: refresh.clone(),
+        runner: status.clone(),
+        intake: l.status.clone(),
+        qa: config.qa.enabled.then(|| l.qa.clone()),
+        management: l.management.clone(),
+        rehearsal_args: rehearsal_args(),
+    });
+    let managing = async {
+        if let (Some(m), Some(c)) = (&manager, commands) {
+            tokio::select! {
+                () = m.run(c) => {},
+                () = stopped(stop_rx.clone()) => {},
+            }
+        }
+    };
+    let refresher = refresh_loop(&run, current, &sender, &actions_tx, &pages, listening.as_ref(), (&refresh, &snapshot_tx), stop_rx.clone());
     let runner = runner.run(actions_rx, stopped(stop_rx.clone()));
     let signals = async {
         shutdown_signal().await;
         eprintln!("stopping: recording what fired");
         let _ = stop_tx.send(true);
     };
-    let (summary, (), ()) = tokio::join!(runner, refresher, signals);
+    let (summary, (), (), ()) = tokio::join!(runner, refresher, signals, managing);
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => eprintln!("error: the web pages stopped: {e}"),
@@ -247,6 +278,7 @@ async fn refresh_loop(
     actions: &watch::Sender<Arc<Vec<Action>>>,
     pages: &Pages,
     listening: Option<&Listening>,
+    (refresh, snapshot): (&Notify, &watch::Sender<Arc<Snapshot>>),
     mut stop: watch::Receiver<bool>,
 ) {
     let config: &Config = &run.build.config;
@@ -271,6 +303,7 @@ async fn refresh_loop(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {},
             _ = hup.recv() => tracing::info!("SIGHUP: re-reading the schedule"),
+            _ = refresh.notified() => tracing::info!("an organiser's command: re-reading the schedule"),
             _ = stop.wait_for(|s| *s) => return,
         }
         let parsed: Parsed = match load_schedule(&run.build.request, Some(config)).await {
@@ -295,6 +328,7 @@ async fn refresh_loop(
         list.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         current = Current { actions: Arc::new(list), ..fresh };
         sender.replan(current.plan.clone());
+        snapshot.send_replace(Arc::new(Snapshot { conference: current.conference.clone(), plan: current.plan.clone() }));
         follow(run, listening, &current).await;
         let _ = actions.send(current.actions.clone());
         match site(run, &current) {
@@ -302,6 +336,22 @@ async fn refresh_loop(
             Err(e) => tracing::error!(error = %format!("{e:#}"), "the pages keep the old schedule"),
         }
     }
+}
+
+/// This process's command line for a rehearsal started from the management room: its arguments without `--listen`
+/// (the rehearsal adds its own).
+fn rehearsal_args() -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        let text = a.to_string_lossy();
+        if text == "--listen" {
+            args.next();
+        } else if !text.starts_with("--listen=") {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// Q&A listens to the rooms of the plan in force, and assigns questions by its schedule.

@@ -10,8 +10,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OperationsConfig {
-    /// The management room, a private room the reconcile creates and keeps (`#{conference}-{management_room}`);
-    /// empty: no management room.
+    /// The management room, a private room the reconcile creates and keeps (`#{conference}-{management_room}`, for
+    /// example `management`); empty (the default): no management room.
     pub management_room: String,
     /// What a command starts with (`!sh status`).
     pub prefix: String,
@@ -31,7 +31,7 @@ pub struct OperationsConfig {
 impl Default for OperationsConfig {
     fn default() -> Self {
         OperationsConfig {
-            management_room: "management".into(),
+            management_room: String::new(),
             prefix: "!sh".into(),
             organisers: Vec::new(),
             organiser_power: Some(100),

@@ -33,6 +33,22 @@ fn rank(role: Role) -> u8 {
 
 /// The members of one planned room, by person key.
 pub fn members(room: &PlannedRoom, conf: &Conference, config: &Config) -> Vec<PlannedMember> {
+    if room.kind == ObjectKind::Management {
+        // The organisers, by Matrix ID: they are in the config, not in the schedule.
+        return config
+            .operations
+            .organisers
+            .iter()
+            .map(|id| PlannedMember {
+                person: id.clone(),
+                name: id.clone(),
+                role: Role::Coordinator,
+                power: 50,
+                user_ids: vec![id.clone()],
+                emails: Vec::new(),
+            })
+            .collect();
+    }
     let powers = &config.people;
     let power_of = |role: Role, own_talk: bool| match role {
         Role::Coordinator => powers.coordinator_power,

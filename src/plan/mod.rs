@@ -28,6 +28,8 @@ pub enum ObjectKind {
     TalkRoom,
     Stand,
     Support,
+    /// The organisers' management room (`operations.management_room`): private, in no space.
+    Management,
 }
 
 impl ObjectKind {
@@ -44,6 +46,7 @@ impl ObjectKind {
             ObjectKind::TalkRoom => "talk room",
             ObjectKind::Stand => "stand",
             ObjectKind::Support => "support room",
+            ObjectKind::Management => "management room",
         }
     }
 }
@@ -351,6 +354,27 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
         );
     }
 
+    if config.operations.has_management_room() {
+        push(
+            &mut rooms,
+            &mut warnings,
+            PlannedRoom {
+                kind: ObjectKind::Management,
+                key: "management".into(),
+                name: format!("{} management", if conf.title.is_empty() { cid } else { conf.title.as_str() }),
+                alias: format!("{cid}-{}", config.operations.management_room),
+                parent: None,
+                order: String::new(),
+                talks: 0,
+                track: None,
+                talk: None,
+                topic: String::new(),
+                public: false,
+                members: Vec::new(),
+            },
+        );
+    }
+
     let track_aliases: HashMap<String, String> = rooms
         .iter()
         .filter(|r| matches!(r.kind, ObjectKind::TrackRoom | ObjectKind::Stand))
@@ -359,7 +383,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
     for room in &mut rooms {
         room.public = match room.kind {
             ObjectKind::RootSpace | ObjectKind::Subspace | ObjectKind::TrackRoom | ObjectKind::Stand => true,
-            ObjectKind::Backstage | ObjectKind::TalkRoom => false,
+            ObjectKind::Backstage | ObjectKind::TalkRoom | ObjectKind::Management => false,
             ObjectKind::Support => kinds.support.iter().any(|s| room.key == format!("support/{}", s.key) && s.public),
         };
         room.topic = topics::topic(room, conf, config, &track_aliases);
@@ -387,7 +411,7 @@ pub fn render_tree(plan: &Plan) -> String {
     }
     fn walk(out: &mut String, room: &PlannedRoom, children: &HashMap<&str, Vec<&PlannedRoom>>, depth: usize) {
         let talks = match room.kind {
-            ObjectKind::TalkRoom | ObjectKind::Support => String::new(),
+            ObjectKind::TalkRoom | ObjectKind::Support | ObjectKind::Management => String::new(),
             _ => format!(", {} talk{}", room.talks, if room.talks == 1 { "" } else { "s" }),
         };
         out.push_str(&format!("{}{}  {}  [{}{}]\n", "  ".repeat(depth), room.name, room.alias, room.kind.label(), talks));
@@ -408,13 +432,14 @@ pub fn render_tree(plan: &Plan) -> String {
 pub fn summary_line(plan: &Plan) -> String {
     let spaces = plan.count(ObjectKind::RootSpace) + plan.count(ObjectKind::Subspace);
     format!(
-        "{} spaces, {} track rooms, {} backstages, {} talk rooms, {} stands, {} support rooms: {} rooms in all",
+        "{} spaces, {} track rooms, {} backstages, {} talk rooms, {} stands, {} support rooms{}: {} rooms in all",
         spaces,
         plan.count(ObjectKind::TrackRoom),
         plan.count(ObjectKind::Backstage),
         plan.count(ObjectKind::TalkRoom),
         plan.count(ObjectKind::Stand),
         plan.count(ObjectKind::Support),
+        if plan.count(ObjectKind::Management) > 0 { ", a management room" } else { "" },
         plan.rooms.len()
     )
 }

@@ -62,7 +62,7 @@ pub fn room_state(conference: &str, room: &PlannedRoom) -> Vec<StateItem> {
     if room.public {
         items.push(StateItem::new("m.room.guest_access", "", json!({"guest_access": "can_join"})));
     }
-    if matches!(room.kind, ObjectKind::TalkRoom | ObjectKind::Backstage | ObjectKind::Support) {
+    if matches!(room.kind, ObjectKind::TalkRoom | ObjectKind::Backstage | ObjectKind::Support | ObjectKind::Management) {
         items.push(StateItem::new(MANAGED, "", json!({ "users": member_ids(room) })));
     }
     items

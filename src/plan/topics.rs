@@ -80,6 +80,10 @@ pub(super) fn topic(room: &PlannedRoom, conf: &Conference, config: &Config, trac
                 .unwrap_or_default();
             format!("{}{by} · {}{}{ask}", t.title, span(t.start, t.end), venue(conf, t))
         }
+        ObjectKind::Management => format!(
+            "Stagehand's management room for {title}: `{} help` lists the commands. Only organisers may run them.",
+            config.operations.prefix
+        ),
         ObjectKind::Support => config
             .rooms
             .support

@@ -42,6 +42,17 @@ pub struct Power {
 }
 
 impl Power {
+    /// Power levels from an `m.room.power_levels` content.
+    pub fn from_content(content: &Value, ts: i64) -> Power {
+        let users = content
+            .get("users")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_i64()?))).collect())
+            .unwrap_or_default();
+        let users_default = content.get("users_default").and_then(Value::as_i64).unwrap_or(0);
+        Power { ts, users, users_default }
+    }
+
     pub fn of(&self, user: &str) -> i64 {
         self.users.get(user).copied().unwrap_or(self.users_default)
     }
@@ -115,15 +126,7 @@ pub fn read(event: &Value) -> Option<Fact> {
             let name = text(content, "displayname").filter(|n| joined && !n.trim().is_empty()).map(str::to_string);
             Some(Fact::Member { user, name, ts })
         }
-        "m.room.power_levels" => {
-            let users = content
-                .get("users")
-                .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_i64()?))).collect())
-                .unwrap_or_default();
-            let users_default = content.get("users_default").and_then(Value::as_i64).unwrap_or(0);
-            Some(Fact::Power(Power { ts, users, users_default }))
-        }
+        "m.room.power_levels" => Some(Fact::Power(Power::from_content(content, ts))),
         _ => None,
     }
 }

@@ -169,6 +169,11 @@ impl Qa {
         self.lock().scope.clone()
     }
 
+    /// How many boards have questions (shown or hidden).
+    pub fn active_boards(&self) -> usize {
+        self.lock().boards.values().filter(|b| !b.questions.is_empty() || b.hidden > 0).count()
+    }
+
     pub fn options(&self) -> &QaOptions {
         &self.opts
     }

@@ -207,6 +207,13 @@ impl<S: Sender> Runner<S> {
                     Ok(()) => {
                         list = sorted(actions.borrow_and_update().clone());
                         next = 0;
+                        // Actions recorded since (skipped by an organiser's command) are not sent.
+                        match self.store.load().await {
+                            Ok(records) => books.done.extend(
+                                records.into_values().filter(|r| r.state != RecordState::Sending && !books.in_flight.contains(&r.id)).map(|r| r.id),
+                            ),
+                            Err(e) => warn!(error = %e, "cannot read the store for actions recorded meanwhile"),
+                        }
                         info!(actions = list.len(), "timeline runner takes a new action list");
                     }
                     Err(_) => listening = false,

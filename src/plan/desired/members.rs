@@ -235,7 +235,7 @@ pub fn record(room: &PlannedRoom, previous: &Managed, pending: &HashSet<String>,
 /// The record write one room needs after the membership work: nothing when it is unchanged, or for rooms where
 /// nobody is managed (spaces, track rooms, stands).
 pub fn record_change(room: &PlannedRoom, seen: Observed<'_>, pending: &HashSet<String>, new_emails: &[(String, EmailRecord)], links: &Links) -> Option<Change> {
-    if !matches!(room.kind, ObjectKind::TalkRoom | ObjectKind::Backstage | ObjectKind::Support) {
+    if !matches!(room.kind, ObjectKind::TalkRoom | ObjectKind::Backstage | ObjectKind::Support | ObjectKind::Management) {
         return None;
     }
     let content = record(room, seen.managed, pending, new_emails, links).to_content();

@@ -1,0 +1,197 @@
+//! Management-room commands on a real Synapse, through `stagehand run` (sync intake): an organiser runs `help`,
+//! `status`, `timeline`, `plan`, `skip`, and `apply` with its `confirm`; an unauthorised member of the management
+//! room and a user in a track room get a short refusal and nothing changes on the server; `apply` without `confirm`
+//! changes nothing; someone else's `confirm` does nothing; a command sent while the bot was down is not run.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DurationRound, Utc};
+use common::{Api, enc, synapse};
+use serde_json::{Value, json};
+
+fn txn() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("cmd{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn say(api: &Api, room: &str, body: &str) -> String {
+    let (status, resp) = api.put(&format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{}", enc(room), txn()), &json!({"msgtype": "m.text", "body": body})).await;
+    assert_eq!(status, 200, "send: {resp}");
+    resp["event_id"].as_str().expect("event id").to_string()
+}
+
+async fn room_id(api: &Api, alias: &str) -> String {
+    let (status, body) = api.get(&format!("/_matrix/client/v3/directory/room/{}", enc(alias))).await;
+    assert_eq!(status, 200, "{alias}: {body}");
+    body["room_id"].as_str().expect("room id").to_string()
+}
+
+/// The bot's notices in a room replying to (or threaded under) `command`, oldest first.
+async fn answers(reader: &Api, room: &str, command: &str) -> Vec<String> {
+    let (status, body) = reader.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=300", enc(room))).await;
+    assert_eq!(status, 200, "{body}");
+    let mut out: Vec<String> = body["chunk"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["content"]["msgtype"] == "m.notice")
+        .filter(|e| {
+            let r = &e["content"]["m.relates_to"];
+            r["m.in_reply_to"]["event_id"] == command || r["event_id"] == command
+        })
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Waits (at most a minute) until the bot has answered `command` with `n` notices.
+async fn answered(reader: &Api, room: &str, command: &str, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let got = answers(reader, room, command).await;
+        if got.len() >= n || started.elapsed() > Duration::from_secs(60) {
+            assert!(got.len() >= n, "no answer to {command} after a minute: {got:?}");
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn topic(reader: &Api, room: &str) -> String {
+    let (_, body) = reader.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.topic/", enc(room))).await;
+    body["topic"].as_str().unwrap_or_default().to_string()
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(40) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organisers_command_and_everyone_else_is_refused() {
+    let s = synapse();
+    let id = "cmds";
+    let (bot, org, mallory, eve) = (s.register("cmds-bot", false), s.register("cmds-org", false), s.register("cmds-mallory", false), s.register("cmds-eve", false));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = Utc::now().duration_trunc(chrono::Duration::minutes(1)).expect("a minute") + chrono::Duration::hours(2);
+    let schedule = common::write(
+        dir.path(),
+        "schedule.yaml",
+        &format!(
+            "conference: {{id: {id}, title: Command camp, timezone: UTC}}\n\
+             tracks:\n  - {{key: rust, name: Rust, kind: devroom}}\n\
+             talks:\n  - {{key: t1, title: Later talk, track: rust, room: R1, start: \"{}\", duration: 30}}\n",
+            start.format("%Y-%m-%d %H:%M")
+        ),
+    );
+    let config = common::write(
+        dir.path(),
+        "config.yaml",
+        &format!(
+            "conference: {{id: {id}, timezone: UTC}}\n\
+             homeserver: {{server_name: {server}, url: \"{url}\"}}\n\
+             widgets: {{enabled: false}}\n\
+             timeline: {{store: \"{d}/day.sqlite\"}}\n\
+             operations: {{management_room: management, organisers: [\"{org}\"], confirm_seconds: 60}}\n",
+            server = s.server_name,
+            url = s.url,
+            d = dir.path().display(),
+            org = org.user_id,
+        ),
+    );
+    let stagehand = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+        c.args(args).arg("--config").arg(&config).arg(&schedule).current_dir(dir.path());
+        c.env("STAGEHAND_ACCESS_TOKEN", &bot.token).env("RUST_LOG", "stagehand=info");
+        c
+    };
+    let out = common::output_within(&mut stagehand(&["apply"]), common::CLI_LIMIT, "stagehand apply");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (as_bot, as_org, as_mallory, as_eve) = (Api::new(&s.url, &bot.token), Api::new(&s.url, &org.token), Api::new(&s.url, &mallory.token), Api::new(&s.url, &eve.token));
+    let management = room_id(&as_bot, &format!("#{id}-management:{}", s.server_name)).await;
+    let track = room_id(&as_bot, &format!("#{id}-rust:{}", s.server_name)).await;
+    // The organiser was invited by the build; Mallory is let in by hand (a member who is not an organiser).
+    let (status, body) = as_bot.post(&format!("/_matrix/client/v3/rooms/{}/invite", enc(&management)), &json!({"user_id": mallory.user_id})).await;
+    assert_eq!(status, 200, "{body}");
+    for (who, room) in [(&as_org, &management), (&as_mallory, &management), (&as_eve, &track)] {
+        let (status, body) = who.post(&format!("/_matrix/client/v3/join/{}", enc(room)), &json!({})).await;
+        assert_eq!(status, 200, "join: {body}");
+    }
+    let while_down = say(&as_org, &management, "!sh status").await;
+    // Drift on the server that an apply would undo: the track room's topic.
+    let planned_topic = topic(&as_bot, &track).await;
+    let (status, _) = as_bot.put(&format!("/_matrix/client/v3/rooms/{}/state/m.room.topic/", enc(&track)), &json!({"topic": "drifted"})).await;
+    assert_eq!(status, 200);
+
+    let listen = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port());
+    let mut run = stagehand(&["run", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("stagehand run");
+    // The run's own converge restores the topic at start: drift again once it has (so `apply` has work to do).
+    let started = Instant::now();
+    while topic(&as_bot, &track).await != planned_topic && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = as_bot.put(&format!("/_matrix/client/v3/rooms/{}/state/m.room.topic/", enc(&track)), &json!({"topic": "drifted again"})).await;
+    assert_eq!(status, 200);
+
+    let help = say(&as_org, &management, "!sh help").await;
+    let got = answered(&as_bot, &management, &help, 2).await;
+    assert!(got[1].contains("!sh apply") && got[1].contains("!sh confirm"), "{got:?}");
+
+    let status_cmd = say(&as_org, &management, "!sh status").await;
+    let got = answered(&as_bot, &management, &status_cmd, 1).await;
+    assert!(got[0].contains("1 talks") && got[0].contains("timeline running"), "{got:?}");
+
+    let timeline = say(&as_org, &management, "!sh timeline t1").await;
+    let got = answered(&as_bot, &management, &timeline, 2).await;
+    let first_reminder = got[1].lines().find(|l| l.contains("first-reminder")).expect("the first reminder listed").to_string();
+    assert!(first_reminder.contains("(pending)"), "{first_reminder}");
+    let action_id = first_reminder.rsplit("id ").next().expect("an id").to_string();
+
+    let plan = say(&as_org, &management, "!sh plan").await;
+    let got = answered(&as_bot, &management, &plan, 1).await;
+    assert!(got[0].starts_with("plan: ") && got[0].contains("1 updated"), "{got:?}");
+
+    // Mallory is in the room but no organiser; Eve types a command in a track room: refused, nothing happens.
+    let refused = say(&as_mallory, &management, "!sh apply").await;
+    assert_eq!(answered(&as_bot, &management, &refused, 1).await, ["Sorry, only the organisers may run commands."]);
+    let elsewhere = say(&as_eve, &track, "!sh apply").await;
+    assert_eq!(answered(&as_bot, &track, &elsewhere, 1).await, ["Sorry, commands are taken only from organisers in the management room."]);
+
+    let apply = say(&as_org, &management, "!sh apply").await;
+    let got = answered(&as_bot, &management, &apply, 1).await;
+    assert!(got[0].starts_with("apply would: ") && got[0].contains("!sh confirm"), "{got:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(topic(&as_bot, &track).await, "drifted again", "apply without confirm changes nothing");
+    let not_hers = say(&as_mallory, &management, "!sh confirm").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(answers(&as_bot, &management, &not_hers).await.is_empty(), "a second refusal to Mallory within minutes is not posted");
+    assert_eq!(topic(&as_bot, &track).await, "drifted again", "someone else's confirm changes nothing");
+    let confirm = say(&as_org, &management, "!sh confirm").await;
+    let got = answered(&as_bot, &management, &confirm, 1).await;
+    assert!(got[0].starts_with("apply: ") && got[0].contains("1 updated"), "{got:?}");
+    assert_eq!(topic(&as_bot, &track).await, planned_topic, "the confirmed apply restored the topic");
+
+    let skip = say(&as_org, &management, &format!("!sh skip {action_id}")).await;
+    let got = answered(&as_bot, &management, &skip, 1).await;
+    assert!(got[0].starts_with("Skipped: first-reminder"), "{got:?}");
+    let again = say(&as_org, &management, "!sh timeline t1").await;
+    let got = answered(&as_bot, &management, &again, 2).await;
+    assert!(got[1].lines().any(|l| l.contains("first-reminder") && l.contains("(skipped)")), "{got:?}");
+
+    assert!(answers(&as_bot, &management, &while_down).await.is_empty(), "a command sent while the bot was down is not run");
+    stop(&mut run);
+}
