@@ -195,3 +195,101 @@ async fn organisers_command_and_everyone_else_is_refused() {
     assert!(answers(&as_bot, &management, &while_down).await.is_empty(), "a command sent while the bot was down is not run");
     stop(&mut run);
 }
+
+/// A homeserver outage of a minute during `run` (every request answered 502 by a proxy in front of Synapse): the
+/// management room gets one grouped problem report and one recovery notice, nothing else; the reminder that fell
+/// due during the outage is sent once, late but within its grace.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_is_reported_once_and_its_end_once_and_nothing_due_is_lost() {
+    let s = synapse();
+    let id = "outage";
+    let (bot, org) = (s.register("outage-bot", false), s.register("outage-org", false));
+    let proxy = common::proxy::Proxy::start(&s.url);
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The talk starts at the first whole minute at least 90 s away; its only action, a reminder, a minute before.
+    let start = (Utc::now() + chrono::Duration::seconds(90)).duration_trunc(chrono::Duration::minutes(1)).expect("a minute") + chrono::Duration::minutes(1);
+    let reminder_at = start - chrono::Duration::minutes(1);
+    let schedule = common::write(
+        dir.path(),
+        "schedule.yaml",
+        &format!(
+            "conference: {{id: {id}, title: Outage camp, timezone: UTC}}\n\
+             tracks:\n  - {{key: rust, name: Rust, kind: devroom}}\n\
+             talks:\n  - {{key: t1, title: Soon, track: rust, room: R1, start: \"{}\", duration: 30}}\n",
+            start.format("%Y-%m-%d %H:%M")
+        ),
+    );
+    let off = ["first_reminder", "backstage_roll", "live_soon", "backstage_live_soon", "last_minute", "maximise", "live_notice", "suggest", "top_questions", "ending_soon", "restore_layout", "open_room", "unsuggest", "hallway_notice", "question_summary"]
+        .iter()
+        .map(|k| format!("{k}: {{enabled: false}}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config = common::write(
+        dir.path(),
+        "config.yaml",
+        &format!(
+            "conference: {{id: {id}, timezone: UTC}}\n\
+             homeserver: {{server_name: {server}, url: \"{url}\"}}\n\
+             widgets: {{enabled: false}}\n\
+             timeline: {{store: \"{d}/day.sqlite\", actions: {{spread_seconds: 0, last_reminder: {{minutes_before: 1}}, {off}}}}}\n\
+             operations: {{management_room: management, organisers: [\"{org}\"]}}\n",
+            server = s.server_name,
+            url = proxy.url,
+            d = dir.path().display(),
+            org = org.user_id,
+        ),
+    );
+    let stagehand = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+        c.args(args).arg("--config").arg(&config).arg(&schedule).current_dir(dir.path());
+        c.env("STAGEHAND_ACCESS_TOKEN", &bot.token).env("RUST_LOG", "stagehand=info");
+        c
+    };
+    let out = common::output_within(&mut stagehand(&["apply"]), common::CLI_LIMIT, "stagehand apply");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let as_bot = Api::new(&s.url, &bot.token);
+    let management = room_id(&as_bot, &format!("#{id}-management:{}", s.server_name)).await;
+    let talk_room = room_id(&as_bot, &format!("#{id}-talk-t1:{}", s.server_name)).await;
+
+    let listen = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port());
+    let mut run = stagehand(&["run", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("stagehand run");
+    // Down from 20 s before the reminder is due to 40 s after.
+    let until = |t: chrono::DateTime<Utc>| (t - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(until(reminder_at - chrono::Duration::seconds(20))).await;
+    proxy.set_down(true);
+    tokio::time::sleep(until(reminder_at + chrono::Duration::seconds(40))).await;
+    proxy.set_down(false);
+
+    let notices = |chunk: &Value| -> Vec<String> {
+        let mut out: Vec<String> = chunk["chunk"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["sender"] == bot.user_id.as_str() && e["content"]["msgtype"] == "m.notice")
+            .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+            .collect();
+        out.reverse();
+        out
+    };
+    let started = Instant::now();
+    let mut told = Vec::new();
+    while started.elapsed() < Duration::from_secs(90) {
+        let (_, chunk) = as_bot.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", enc(&management))).await;
+        told = notices(&chunk);
+        if told.iter().any(|t| t.starts_with("✅")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A little longer: anything more that would come (a flood) has time to arrive.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (_, chunk) = as_bot.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", enc(&management))).await;
+    told = notices(&chunk);
+    assert_eq!(told.len(), 2, "one report and one recovery notice: {told:?}");
+    assert!(told[0].starts_with("⚠️ The homeserver is not answering since"), "{told:?}");
+    assert!(told[1].starts_with("✅ The homeserver answers again"), "{told:?}");
+    let (_, chunk) = as_bot.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", enc(&talk_room))).await;
+    let reminders: Vec<String> = notices(&chunk).into_iter().filter(|t| t.contains("starts in 1 minute")).collect();
+    assert_eq!(reminders.len(), 1, "the reminder due during the outage, sent once: {reminders:?}");
+    stop(&mut run);
+}

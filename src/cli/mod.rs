@@ -14,6 +14,7 @@ pub mod invite;
 pub mod listen;
 pub mod manage;
 pub mod plan;
+pub mod problems;
 pub mod print;
 pub mod run;
 pub mod serve;

@@ -24,6 +24,7 @@ use tokio::sync::{Notify, watch};
 use super::build::{BuildOptions, moment_of, reconcile_options};
 use super::listen::{self, Listening};
 use super::manage::{Manager, Snapshot};
+use super::problems::{self, Problems};
 use super::{ServerArgs, connect, load_and_report, load_schedule, print, widget_context};
 
 #[derive(clap::Args)]
@@ -162,9 +163,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(routes) => tokio::spawn(web::serve_pages_with(pages.clone(), routes, listener, stopped(stop_rx.clone()))),
         None => tokio::spawn(web::serve_pages(pages.clone(), listener, stopped(stop_rx.clone()))),
     };
-    let refresh = Arc::new(Notify::new());
-    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot { conference: current.conference.clone(), plan: current.plan.clone() }));
     let commands = listening.as_mut().and_then(|l| l.commands.take()).filter(|_| config.operations.has_management_room());
+    let refresh = Arc::new(Notify::new());
+    let (problems, reports) = problems::channel();
+    let reporting = async {
+        if let Some(l) = listening.as_ref().filter(|_| config.operations.has_management_room()) {
+            problems::report(&run.hs, config.operations.problem_interval_seconds, l.management.clone(), reports, status.clone(), store.clone(), stop_rx.clone()).await;
+        }
+    };
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot { conference: current.conference.clone(), plan: current.plan.clone() }));
     let manager = listening.as_ref().map(|l| Manager {
         hs: &run.hs,
         config,
@@ -189,14 +196,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let refresher = refresh_loop(&run, current, &sender, &actions_tx, &pages, listening.as_ref(), (&refresh, &snapshot_tx), stop_rx.clone());
+    let refresher = refresh_loop(&run, current, &sender, &actions_tx, &pages, listening.as_ref(), Hooks { refresh: &refresh, snapshot: &snapshot_tx, problems: &problems }, stop_rx.clone());
     let runner = runner.run(actions_rx, stopped(stop_rx.clone()));
     let signals = async {
         shutdown_signal().await;
         eprintln!("stopping: recording what fired");
         let _ = stop_tx.send(true);
     };
-    let (summary, (), (), ()) = tokio::join!(runner, refresher, signals, managing);
+    let (summary, (), (), (), ()) = tokio::join!(runner, refresher, signals, managing, reporting);
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => eprintln!("error: the web pages stopped: {e}"),
@@ -278,9 +285,10 @@ async fn refresh_loop(
     actions: &watch::Sender<Arc<Vec<Action>>>,
     pages: &Pages,
     listening: Option<&Listening>,
-    (refresh, snapshot): (&Notify, &watch::Sender<Arc<Snapshot>>),
+    hooks: Hooks<'_>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Hooks { refresh, snapshot, problems } = hooks;
     let config: &Config = &run.build.config;
     let cron = match config.timeline.refresh_schedule() {
         Ok(c) => c,
@@ -310,14 +318,20 @@ async fn refresh_loop(
             Ok(p) if p.errors().count() == 0 => p,
             Ok(p) => {
                 tracing::error!(errors = p.errors().count(), "the schedule now has errors; keeping the one running");
+                let first = p.errors().next().map(|e| e.to_string()).unwrap_or_default();
+                problems.problem("schedule", format!("the schedule now has {} errors; the one running is kept. First: {first}", p.errors().count()));
                 continue;
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "cannot re-read the schedule; keeping the one running");
+                problems.problem("schedule", format!("cannot re-read the schedule ({e:#}); the one running is kept"));
                 continue;
             }
         };
         let old = std::mem::replace(&mut current.conference, parsed.conference.clone());
+        if let Some(text) = stagehand::commands::problems::schedule_changes(&old, &parsed.conference) {
+            problems.notice(text);
+        }
         let fresh = prepare(run, parsed.conference);
         tokio::select! {
             _ = converge_rooms(run, &fresh) => {},
@@ -336,6 +350,14 @@ async fn refresh_loop(
             Err(e) => tracing::error!(error = %format!("{e:#}"), "the pages keep the old schedule"),
         }
     }
+}
+
+/// What the refresh loop shares with the rest of the run: the organisers' `refresh`, the schedule in force, and
+/// where problems go.
+struct Hooks<'a> {
+    refresh: &'a Notify,
+    snapshot: &'a watch::Sender<Arc<Snapshot>>,
+    problems: &'a Problems,
 }
 
 /// This process's command line for a rehearsal started from the management room: its arguments without `--listen`

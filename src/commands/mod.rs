@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+pub mod problems;
+
 use serde_json::{Value, json};
 
 use crate::config::OperationsConfig;

@@ -283,6 +283,14 @@ impl Homeserver {
         }
     }
 
+    /// Whether the homeserver answers: one `whoami`, no retries (a health check).
+    pub async fn ping(&self) -> Result<(), MatrixError> {
+        use matrix_sdk::ruma::api::client::account::whoami::v3 as whoami;
+        self.call_with("check the homeserver", false, 0, Duration::from_secs(5), || self.client.send(whoami::Request::new()).into_future())
+            .await
+            .map(drop)
+    }
+
     /// Room id of an alias, or `None` when it does not exist.
     pub async fn resolve_alias(&self, alias: &str) -> Result<Option<String>, MatrixError> {
         let alias_id = OwnedRoomAliasId::try_from(alias).map_err(|e| MatrixError::Setup(format!("alias {alias}: {e}")))?;

@@ -57,6 +57,8 @@ struct Log {
     rules: Vec<Rule>,
     /// Requests answered by an injected status, by kind.
     injected: BTreeMap<String, usize>,
+    /// The homeserver is "down": every request is answered 502 by the proxy.
+    down: bool,
 }
 
 pub struct Proxy {
@@ -92,6 +94,11 @@ impl Proxy {
     /// Applies `fault` to occurrences `from..=to` (1-based) of `kind` seen from now on.
     pub fn inject(&self, kind: &str, from: usize, to: usize, fault: Fault) {
         self.lock().rules.push(Rule { kind: kind.to_string(), from, to, fault, matched: 0 });
+    }
+
+    /// Takes the homeserver down (every request answered 502, none reaches Synapse) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
     }
 
     /// Every request that reached Synapse so far, oldest first.
@@ -261,6 +268,9 @@ fn serve(mut client: TcpStream, upstream: &str, log: &Mutex<Log>) {
             if fault.is_none() && (rule.from..=rule.to).contains(&rule.matched) {
                 fault = Some(rule.fault);
             }
+        }
+        if log.down {
+            fault = Some(Fault::Status(502));
         }
         if let Some(Fault::Status(_)) = fault {
             *log.injected.entry(kind.clone()).or_insert(0) += 1;
