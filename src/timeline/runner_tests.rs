@@ -341,3 +341,30 @@ async fn every_outcome_is_counted_in_the_metrics_by_kind_with_the_lateness_of_ea
     assert!(late > 0, "some actions within grace were sent late");
     assert_eq!(on_time, (summary.sent - late) as f64);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_action_recorded_skipped_meanwhile_is_not_sent_once_the_list_is_nudged() {
+    let (conf, plan) = fixtures::small();
+    let list = timeline(&conf, &plan, &TimelineOptions::default());
+    let clock = Clock::starting_at(list[0].fire_at - Duration::minutes(1));
+    let skipped = list[list.len() / 2].clone();
+    let fake = Arc::new(Fake::new(clock));
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let (tx, rx) = watch::channel(Arc::new(list.clone()));
+    let (skip_store, at_skip) = (s.clone(), list[0].fire_at + half_second());
+    tokio::spawn(async move {
+        at(&clock, at_skip).await;
+        // What an organiser's `skip` does: the record, then the runner told to look again.
+        skip_store.finish(&skipped, RecordState::Skipped, None, Some("skipped by an organiser".into()), at_skip).await.unwrap();
+        tx.send_modify(|_| {});
+        std::future::pending::<()>().await;
+    });
+    let end = list.iter().map(|a| a.fire_at).max().unwrap() + Duration::minutes(1);
+    Runner::new(fake.clone(), s.clone(), clock, RetryOptions::default()).run(rx, at(&clock, end)).await.unwrap();
+    let sent = ids(fake.calls().iter().map(|c| list.iter().find(|a| a.id == c.id).unwrap()));
+    let skipped = &list[list.len() / 2];
+    assert!(!sent.contains(&skipped.id), "{} was sent", skipped.id);
+    assert_eq!(sent.len(), list.len() - 1, "everything else was sent");
+    assert_eq!(s.load().await.unwrap()[&skipped.id].state, RecordState::Skipped);
+}
