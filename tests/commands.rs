@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, Utc};
-use common::{Api, enc, synapse};
+use common::{Api, enc, stop, synapse};
 use serde_json::{Value, json};
 
 fn txn() -> String {
@@ -67,17 +67,61 @@ async fn topic(reader: &Api, room: &str) -> String {
     body["topic"].as_str().unwrap_or_default().to_string()
 }
 
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(40) {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// A small conference with a management room for `org`, built (`stagehand apply`); `stagehand` makes commands
+/// against it with the bot's token.
+struct Camp {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    schedule: std::path::PathBuf,
+    bot: common::User,
+}
+
+impl Camp {
+    /// `talk_start`: when its one talk starts; `timeline`, `operations`: the inside of those config sections;
+    /// `url`: the homeserver (or a proxy in front of it).
+    fn build(id: &str, bot: common::User, talk_start: chrono::DateTime<Utc>, timeline: &str, operations: &str, url: &str) -> Camp {
+        let s = synapse();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let schedule = common::write(
+            dir.path(),
+            "schedule.yaml",
+            &format!(
+                "conference: {{id: {id}, title: Command camp, timezone: UTC}}\n\
+                 tracks:\n  - {{key: rust, name: Rust, kind: devroom}}\n\
+                 talks:\n  - {{key: t1, title: The talk, track: rust, room: R1, start: \"{}\", duration: 30}}\n",
+                talk_start.format("%Y-%m-%d %H:%M")
+            ),
+        );
+        let config = common::write(
+            dir.path(),
+            "config.yaml",
+            &format!(
+                "conference: {{id: {id}, timezone: UTC}}\n\
+                 homeserver: {{server_name: {server}, url: \"{url}\"}}\n\
+                 widgets: {{enabled: false}}\n\
+                 timeline: {{store: \"{d}/day.sqlite\"{timeline}}}\n\
+                 operations: {{management_room: management{operations}}}\n",
+                server = s.server_name,
+                d = dir.path().display(),
+            ),
+        );
+        let camp = Camp { dir, config, schedule, bot };
+        let out = common::output_within(&mut camp.stagehand(&["apply"]), common::CLI_LIMIT, "stagehand apply");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        camp
     }
-    let _ = child.kill();
-    let _ = child.wait();
+
+    fn stagehand(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_stagehand"));
+        c.args(args).arg("--config").arg(&self.config).arg(&self.schedule).current_dir(self.dir.path());
+        c.env("STAGEHAND_ACCESS_TOKEN", &self.bot.token).env("RUST_LOG", "stagehand=info");
+        c
+    }
+
+    fn run(&self) -> Child {
+        let listen = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port());
+        self.stagehand(&["run", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("stagehand run")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,42 +129,8 @@ async fn organisers_command_and_everyone_else_is_refused() {
     let s = synapse();
     let id = "cmds";
     let (bot, org, mallory, eve) = (s.register("cmds-bot", false), s.register("cmds-org", false), s.register("cmds-mallory", false), s.register("cmds-eve", false));
-    let dir = tempfile::tempdir().expect("temp dir");
     let start = Utc::now().duration_trunc(chrono::Duration::minutes(1)).expect("a minute") + chrono::Duration::hours(2);
-    let schedule = common::write(
-        dir.path(),
-        "schedule.yaml",
-        &format!(
-            "conference: {{id: {id}, title: Command camp, timezone: UTC}}\n\
-             tracks:\n  - {{key: rust, name: Rust, kind: devroom}}\n\
-             talks:\n  - {{key: t1, title: Later talk, track: rust, room: R1, start: \"{}\", duration: 30}}\n",
-            start.format("%Y-%m-%d %H:%M")
-        ),
-    );
-    let config = common::write(
-        dir.path(),
-        "config.yaml",
-        &format!(
-            "conference: {{id: {id}, timezone: UTC}}\n\
-             homeserver: {{server_name: {server}, url: \"{url}\"}}\n\
-             widgets: {{enabled: false}}\n\
-             timeline: {{store: \"{d}/day.sqlite\"}}\n\
-             operations: {{management_room: management, organisers: [\"{org}\"], confirm_seconds: 60}}\n",
-            server = s.server_name,
-            url = s.url,
-            d = dir.path().display(),
-            org = org.user_id,
-        ),
-    );
-    let stagehand = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_stagehand"));
-        c.args(args).arg("--config").arg(&config).arg(&schedule).current_dir(dir.path());
-        c.env("STAGEHAND_ACCESS_TOKEN", &bot.token).env("RUST_LOG", "stagehand=info");
-        c
-    };
-    let out = common::output_within(&mut stagehand(&["apply"]), common::CLI_LIMIT, "stagehand apply");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-
+    let camp = Camp::build(id, bot.clone(), start, "", &format!(", organisers: [\"{}\"], confirm_seconds: 60", org.user_id), &s.url);
     let (as_bot, as_org, as_mallory, as_eve) = (Api::new(&s.url, &bot.token), Api::new(&s.url, &org.token), Api::new(&s.url, &mallory.token), Api::new(&s.url, &eve.token));
     let management = room_id(&as_bot, &format!("#{id}-management:{}", s.server_name)).await;
     let track = room_id(&as_bot, &format!("#{id}-rust:{}", s.server_name)).await;
@@ -137,8 +147,7 @@ async fn organisers_command_and_everyone_else_is_refused() {
     let (status, _) = as_bot.put(&format!("/_matrix/client/v3/rooms/{}/state/m.room.topic/", enc(&track)), &json!({"topic": "drifted"})).await;
     assert_eq!(status, 200);
 
-    let listen = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port());
-    let mut run = stagehand(&["run", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("stagehand run");
+    let mut run = camp.run();
     // The run's own converge restores the topic at start: drift again once it has (so `apply` has work to do).
     let started = Instant::now();
     while topic(&as_bot, &track).await != planned_topic && started.elapsed() < Duration::from_secs(60) {
@@ -205,54 +214,21 @@ async fn an_outage_is_reported_once_and_its_end_once_and_nothing_due_is_lost() {
     let id = "outage";
     let (bot, org) = (s.register("outage-bot", false), s.register("outage-org", false));
     let proxy = common::proxy::Proxy::start(&s.url);
-    let dir = tempfile::tempdir().expect("temp dir");
     // The talk starts at the first whole minute at least 90 s away; its only action, a reminder, a minute before.
     let start = (Utc::now() + chrono::Duration::seconds(90)).duration_trunc(chrono::Duration::minutes(1)).expect("a minute") + chrono::Duration::minutes(1);
     let reminder_at = start - chrono::Duration::minutes(1);
-    let schedule = common::write(
-        dir.path(),
-        "schedule.yaml",
-        &format!(
-            "conference: {{id: {id}, title: Outage camp, timezone: UTC}}\n\
-             tracks:\n  - {{key: rust, name: Rust, kind: devroom}}\n\
-             talks:\n  - {{key: t1, title: Soon, track: rust, room: R1, start: \"{}\", duration: 30}}\n",
-            start.format("%Y-%m-%d %H:%M")
-        ),
-    );
     let off = ["first_reminder", "backstage_roll", "live_soon", "backstage_live_soon", "last_minute", "maximise", "live_notice", "suggest", "top_questions", "ending_soon", "restore_layout", "open_room", "unsuggest", "hallway_notice", "question_summary"]
         .iter()
         .map(|k| format!("{k}: {{enabled: false}}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let config = common::write(
-        dir.path(),
-        "config.yaml",
-        &format!(
-            "conference: {{id: {id}, timezone: UTC}}\n\
-             homeserver: {{server_name: {server}, url: \"{url}\"}}\n\
-             widgets: {{enabled: false}}\n\
-             timeline: {{store: \"{d}/day.sqlite\", actions: {{spread_seconds: 0, last_reminder: {{minutes_before: 1}}, {off}}}}}\n\
-             operations: {{management_room: management, organisers: [\"{org}\"]}}\n",
-            server = s.server_name,
-            url = proxy.url,
-            d = dir.path().display(),
-            org = org.user_id,
-        ),
-    );
-    let stagehand = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_stagehand"));
-        c.args(args).arg("--config").arg(&config).arg(&schedule).current_dir(dir.path());
-        c.env("STAGEHAND_ACCESS_TOKEN", &bot.token).env("RUST_LOG", "stagehand=info");
-        c
-    };
-    let out = common::output_within(&mut stagehand(&["apply"]), common::CLI_LIMIT, "stagehand apply");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let timeline = format!(", actions: {{spread_seconds: 0, last_reminder: {{minutes_before: 1}}, {off}}}");
+    let camp = Camp::build(id, bot.clone(), start, &timeline, &format!(", organisers: [\"{}\"]", org.user_id), &proxy.url);
     let as_bot = Api::new(&s.url, &bot.token);
     let management = room_id(&as_bot, &format!("#{id}-management:{}", s.server_name)).await;
     let talk_room = room_id(&as_bot, &format!("#{id}-talk-t1:{}", s.server_name)).await;
 
-    let listen = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port());
-    let mut run = stagehand(&["run", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("stagehand run");
+    let mut run = camp.run();
     // Down from 20 s before the reminder is due to 40 s after.
     let until = |t: chrono::DateTime<Utc>| (t - Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(until(reminder_at - chrono::Duration::seconds(20))).await;
@@ -272,11 +248,9 @@ async fn an_outage_is_reported_once_and_its_end_once_and_nothing_due_is_lost() {
         out
     };
     let started = Instant::now();
-    let mut told = Vec::new();
     while started.elapsed() < Duration::from_secs(90) {
         let (_, chunk) = as_bot.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", enc(&management))).await;
-        told = notices(&chunk);
-        if told.iter().any(|t| t.starts_with("✅")) {
+        if notices(&chunk).iter().any(|t| t.starts_with("✅")) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -284,7 +258,7 @@ async fn an_outage_is_reported_once_and_its_end_once_and_nothing_due_is_lost() {
     // A little longer: anything more that would come (a flood) has time to arrive.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let (_, chunk) = as_bot.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", enc(&management))).await;
-    told = notices(&chunk);
+    let told = notices(&chunk);
     assert_eq!(told.len(), 2, "one report and one recovery notice: {told:?}");
     assert!(told[0].starts_with("⚠️ The homeserver is not answering since"), "{told:?}");
     assert!(told[1].starts_with("✅ The homeserver answers again"), "{told:?}");
