@@ -14,7 +14,7 @@ use tracing::instrument;
 use super::client::{Homeserver, MatrixError, state_map};
 use super::reconcile::locate::taken_up;
 use super::reconcile::{Moment, Options, send_ids, settings};
-use crate::plan::desired::{self, Observed, spaces};
+use crate::plan::desired::{self, Observed, Settings, spaces};
 use crate::plan::managed::{self, Managed};
 use crate::plan::state::{self, LOCATOR, StateMap};
 use crate::plan::{Plan, PlannedRoom};
@@ -109,18 +109,36 @@ impl Live {
     /// Brings one planned room, and its link in its space, to the desired state at `moment`. Returns the ids of the
     /// state events sent (none when the room already is as it should be).
     pub async fn converge(&self, key: &str, moment: &Moment) -> Result<Vec<String>, MatrixError> {
-        self.converge_at(key, || moment.clone()).await
+        self.converge_parts(key, Parts::Both, || moment.clone()).await
     }
 
     /// [`Self::converge`] to the moment `now` gives once the room is this caller's: of two converges of one room,
     /// the later never writes an older moment over a newer one.
-    #[instrument(skip(self, now), fields(room = key))]
     pub async fn converge_at(&self, key: &str, now: impl FnOnce() -> Moment) -> Result<Vec<String>, MatrixError> {
+        self.converge_parts(key, Parts::Both, now).await
+    }
+
+    /// [`Self::converge_at`] of the room's own state, of its link in its space, or of both. At a go-live the call's
+    /// layout is the room's own (dozens of talk rooms, written in parallel) and `suggested` is the link (all in one
+    /// space, whose writes the homeserver takes one by one): each action writes only its part.
+    #[instrument(skip(self, now), fields(room = key))]
+    pub async fn converge_parts(&self, key: &str, parts: Parts, now: impl FnOnce() -> Moment) -> Result<Vec<String>, MatrixError> {
         let room = self.planned(key)?;
-        let lock = self.busy.lock().await.entry(key.to_string()).or_default().clone();
+        let lock = self.busy.lock().await.entry(format!("{key}|{parts:?}")).or_default().clone();
         let _one_at_a_time = lock.lock().await;
         let moment = now();
         let s = settings(&self.hs, &self.plan, &self.opts, &moment);
+        let parent_id = match &room.parent {
+            Some(p) => Some(self.room_id(p).await?),
+            None => None,
+        };
+        if parts == Parts::Link {
+            let room_id = self.room_id(key).await?;
+            return match parent_id {
+                Some(space_id) => self.converge_link(room, &room_id, &space_id, &s).await,
+                None => Ok(Vec::new()),
+            };
+        }
         // The room's own state (small), and of its space only the one link: a space of a thousand talk rooms is
         // never read whole on the day.
         let room_id = self.room_id(key).await?;
@@ -132,28 +150,40 @@ impl Live {
         }
         let managed = Managed::from_state(&state);
         let taken = taken_up(&self.hs, &room_id, &events, &managed).await;
-        let parent_id = match &room.parent {
-            Some(p) => Some(self.room_id(p).await?),
-            None => None,
-        };
         let seen = Observed { state: &state, managed: &managed };
         // People known by e-mail who took their invite up here keep their power: their links are on record here.
         let links = managed::links(std::iter::once((&managed, &taken)));
         let changes = desired::room_changes(room, seen, &s, parent_id.as_deref(), &links);
         let mut sent = send_ids(&self.hs, &room_id, &changes, false).await?;
-        if let Some(space_id) = parent_id {
-            let link = spaces::child_link(room, &room_id, &s);
-            let current = self.hs.state_event(&space_id, &link.event_type, &link.state_key).await?;
-            let mut space = StateMap::new();
-            if let Some(c) = current {
-                space.insert((link.event_type.clone(), link.state_key.clone()), c);
-            }
-            if let Some(link) = desired::change(&space, link) {
-                sent.extend(send_ids(&self.hs, &space_id, std::slice::from_ref(&link), false).await?);
-            }
+        if let (Some(space_id), Parts::Both) = (parent_id, parts) {
+            sent.extend(self.converge_link(room, &room_id, &space_id, &s).await?);
         }
         Ok(sent)
     }
+
+    /// The room's `m.space.child` link in its space, read alone and written when it differs.
+    async fn converge_link(&self, room: &PlannedRoom, room_id: &str, space_id: &str, s: &Settings) -> Result<Vec<String>, MatrixError> {
+        let link = spaces::child_link(room, room_id, s);
+        let current = self.hs.state_event(space_id, &link.event_type, &link.state_key).await?;
+        let mut space = StateMap::new();
+        if let Some(c) = current {
+            space.insert((link.event_type.clone(), link.state_key.clone()), c);
+        }
+        match desired::change(&space, link) {
+            Some(link) => send_ids(&self.hs, space_id, std::slice::from_ref(&link), false).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Which part of a planned room a converge brings to the desired state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    /// Its own state (name, topic, layout, join rule, power, ...).
+    Room,
+    /// Its `m.space.child` link in its space (`suggested`, order).
+    Link,
+    Both,
 }
 
 /// What the timeline's runner sends through: each action's effect on the homeserver. Notices and roll calls are
@@ -207,8 +237,8 @@ impl Sender {
         moment(&state_at(&actions, self.clock.now()), &self.opened.0, &self.opened.1)
     }
 
-    async fn converge(&self, key: &str) -> Result<String, SendError> {
-        let ids = self.live()?.converge_at(key, || self.now()).await.map_err(classify)?;
+    async fn converge(&self, key: &str, parts: Parts) -> Result<String, SendError> {
+        let ids = self.live()?.converge_parts(key, parts, || self.now()).await.map_err(classify)?;
         Ok(ids.last().cloned().unwrap_or_else(|| "unchanged".into()))
     }
 }
@@ -238,8 +268,8 @@ impl TimelineSender for Sender {
                 let missing: Vec<&Invitee> = people.iter().filter(|p| !p.user_ids.iter().any(|u| joined.contains(u))).collect();
                 live.post(room, &txn, &notice(&roll.render(&missing)), urgent).await.map_err(classify)
             }
-            Effect::Layout { room, .. } | Effect::Open { room } => self.converge(room).await,
-            Effect::Suggested { child, .. } => self.converge(child).await,
+            Effect::Layout { room, .. } | Effect::Open { room } => self.converge(room, Parts::Room).await,
+            Effect::Suggested { child, .. } => self.converge(child, Parts::Link).await,
             Effect::Questions { room, talk, title, top } => {
                 let Some(qa) = &self.questions else { return Ok("no questions: Q&A is off".into()) };
                 let board = qa.board(talk);

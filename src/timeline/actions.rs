@@ -105,13 +105,15 @@ impl ActionKind {
         ActionKind::ALL.into_iter().find(|k| k.slug() == slug)
     }
 
+    /// What a person waits for at the second is critical: the countdowns, the call maximised, the go-live notice,
+    /// five minutes left. `suggested` in the space is not: the links of a space are written one by one by the
+    /// homeserver, so dozens of talks going live at :00 would hold up each other's; it follows within the spread.
     pub fn priority(self) -> Priority {
         match self {
             ActionKind::LiveSoon
             | ActionKind::BackstageLiveSoon
             | ActionKind::LastMinute
             | ActionKind::Maximise
-            | ActionKind::Suggest
             | ActionKind::LiveNotice
             | ActionKind::EndingSoon => Priority::Critical,
             _ => Priority::Routine,
@@ -274,8 +276,9 @@ fn action(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, o
     // Spread by the id, so the same action keeps its fire time when the list is recomputed: reminders ahead of their
     // instant, the end of a talk after it (a room is never opened before its talk ends).
     let spread = seconds(stable_hash(id.bytes()) % (opts.spread_seconds.min(3600) + 1));
-    // The top questions are read at go-live, so they are spread after it like the end of a talk.
-    let after = kind.anchor() == Anchor::End || kind == ActionKind::TopQuestions;
+    // The top questions are read at go-live and the talk is suggested once live, so they are spread after it like
+    // the end of a talk.
+    let after = kind.anchor() == Anchor::End || matches!(kind, ActionKind::TopQuestions | ActionKind::Suggest);
     let fire_at = match priority {
         Priority::Critical => instant,
         Priority::Routine if after => instant + spread,
