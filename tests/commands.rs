@@ -79,7 +79,8 @@ struct Camp {
 impl Camp {
     /// `talk_start`: when its one talk starts; `timeline`, `operations`: the inside of those config sections;
     /// `url`: the homeserver (or a proxy in front of it).
-    fn build(id: &str, bot: common::User, talk_start: chrono::DateTime<Utc>, timeline: &str, operations: &str, url: &str) -> Camp {
+    /// `speaker`: the Matrix ID of the talk's speaker.
+    fn build(id: &str, bot: common::User, talk_start: chrono::DateTime<Utc>, speaker: &str, timeline: &str, operations: &str, url: &str) -> Camp {
         let s = synapse();
         let dir = tempfile::tempdir().expect("temp dir");
         let schedule = common::write(
@@ -88,7 +89,8 @@ impl Camp {
             &format!(
                 "conference: {{id: {id}, title: Command camp, timezone: UTC}}\n\
                  tracks:\n  - {{key: rust, name: Rust, kind: devroom}}\n\
-                 talks:\n  - {{key: t1, title: The talk, track: rust, room: R1, start: \"{}\", duration: 30}}\n",
+                 people:\n  - {{key: sp, name: Speaker, matrix: \"{speaker}\"}}\n\
+                 talks:\n  - {{key: t1, title: The talk, track: rust, room: R1, start: \"{}\", duration: 30, speakers: [sp]}}\n",
                 talk_start.format("%Y-%m-%d %H:%M")
             ),
         );
@@ -130,7 +132,7 @@ async fn organisers_command_and_everyone_else_is_refused() {
     let id = "cmds";
     let (bot, org, mallory, eve) = (s.register("cmds-bot", false), s.register("cmds-org", false), s.register("cmds-mallory", false), s.register("cmds-eve", false));
     let start = Utc::now().duration_trunc(chrono::Duration::minutes(1)).expect("a minute") + chrono::Duration::hours(2);
-    let camp = Camp::build(id, bot.clone(), start, "", &format!(", organisers: [\"{}\"], confirm_seconds: 60", org.user_id), &s.url);
+    let camp = Camp::build(id, bot.clone(), start, &eve.user_id, "", &format!(", organisers: [\"{}\"], confirm_seconds: 60", org.user_id), &s.url);
     let (as_bot, as_org, as_mallory, as_eve) = (Api::new(&s.url, &bot.token), Api::new(&s.url, &org.token), Api::new(&s.url, &mallory.token), Api::new(&s.url, &eve.token));
     let management = room_id(&as_bot, &format!("#{id}-management:{}", s.server_name)).await;
     let track = room_id(&as_bot, &format!("#{id}-rust:{}", s.server_name)).await;
@@ -201,8 +203,57 @@ async fn organisers_command_and_everyone_else_is_refused() {
     let got = answered(&as_bot, &management, &again, 2).await;
     assert!(got[1].lines().any(|l| l.contains("first-reminder") && l.contains("(skipped)")), "{got:?}");
 
+    let attendance = say(&as_org, &management, "!sh attendance").await;
+    let got = answered(&as_bot, &management, &attendance, 2).await;
+    assert!(got[0].starts_with("Attendance: 0 of 1 joined (0%), 1 invited"), "Eve, the speaker, is invited to the talk room: {got:?}");
+    assert!(got[1].contains("Speaker"), "who is missing, in the thread: {got:?}");
+
+    // Replay the "live in five minutes" of the talk (two hours early): shown first, sent on confirm, once.
+    let live_soon = got_action(&as_bot, &as_org, &management, "live-soon").await;
+    let replay = say(&as_org, &management, &format!("!sh replay {live_soon}")).await;
+    let got = answered(&as_bot, &management, &replay, 1).await;
+    assert!(got[0].starts_with("replay would send live-soon of talk t1 again in talk/t1."), "{got:?}");
+    let confirm = say(&as_org, &management, "!sh confirm").await;
+    let got = answered(&as_bot, &management, &confirm, 1).await;
+    assert!(got[0].starts_with("Sent again: live-soon of talk t1"), "{got:?}");
+    let talk_room = room_id(&as_bot, &format!("#{id}-talk-t1:{}", s.server_name)).await;
+    let (_, chunk) = as_bot.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", enc(&talk_room))).await;
+    let sent: Vec<&Value> = chunk["chunk"].as_array().into_iter().flatten().filter(|e| e["content"]["body"].as_str().is_some_and(|b| b.contains("goes live in 5 minutes"))).collect();
+    assert_eq!(sent.len(), 1, "{chunk}");
+
+    // invite and rehearse wait for a confirm; cancel drops them.
+    for (cmd, preview) in [("!sh invite", "invite would: "), ("!sh rehearse 1", "rehearse would run the first 1 talks")] {
+        let asked = say(&as_org, &management, cmd).await;
+        let got = answered(&as_bot, &management, &asked, 1).await;
+        assert!(got[0].starts_with(preview), "{got:?}");
+        let cancel = say(&as_org, &management, "!sh cancel").await;
+        assert_eq!(answered(&as_bot, &management, &cancel, 1).await, ["Cancelled."]);
+    }
+
+    // refresh re-reads the schedule now: a renamed talk is told in the management room.
+    let text = std::fs::read_to_string(&camp.schedule).expect("schedule").replace("The talk", "The renamed talk");
+    std::fs::write(&camp.schedule, text).expect("schedule");
+    let refresh = say(&as_org, &management, "!sh refresh").await;
+    assert!(answered(&as_bot, &management, &refresh, 1).await[0].starts_with("Re-reading the schedule now"));
+    let started = Instant::now();
+    let mut told = false;
+    while !told && started.elapsed() < Duration::from_secs(60) {
+        let (_, chunk) = as_bot.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", enc(&management))).await;
+        told = chunk["chunk"].as_array().into_iter().flatten().any(|e| e["content"]["body"] == "📅 The schedule changed: 1 renamed (“The talk” → “The renamed talk”).");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(told, "the refresh's change was told in the management room");
+
     assert!(answers(&as_bot, &management, &while_down).await.is_empty(), "a command sent while the bot was down is not run");
     stop(&mut run);
+}
+
+/// The id of t1's action of `kind`, as `!sh timeline t1` lists it.
+async fn got_action(reader: &Api, org: &Api, management: &str, kind: &str) -> String {
+    let asked = say(org, management, "!sh timeline t1").await;
+    let got = answered(reader, management, &asked, 2).await;
+    let line = got[1].lines().find(|l| l.contains(&format!(" {kind} "))).unwrap_or_else(|| panic!("no {kind} in {got:?}")).to_string();
+    line.rsplit("id ").next().expect("an id").to_string()
 }
 
 /// A homeserver outage of a minute during `run` (every request answered 502 by a proxy in front of Synapse): the
@@ -223,7 +274,7 @@ async fn an_outage_is_reported_once_and_its_end_once_and_nothing_due_is_lost() {
         .collect::<Vec<_>>()
         .join(", ");
     let timeline = format!(", actions: {{spread_seconds: 0, last_reminder: {{minutes_before: 1}}, {off}}}");
-    let camp = Camp::build(id, bot.clone(), start, &timeline, &format!(", organisers: [\"{}\"]", org.user_id), &proxy.url);
+    let camp = Camp::build(id, bot.clone(), start, &org.user_id, &timeline, &format!(", organisers: [\"{}\"]", org.user_id), &proxy.url);
     let as_bot = Api::new(&s.url, &bot.token);
     let management = room_id(&as_bot, &format!("#{id}-management:{}", s.server_name)).await;
     let talk_room = room_id(&as_bot, &format!("#{id}-talk-t1:{}", s.server_name)).await;
