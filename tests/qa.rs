@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, Utc};
-use common::{Api, Synapse, User, enc, synapse};
+use common::{Api, Synapse, User, enc, stop, synapse};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
@@ -241,25 +241,6 @@ fn ranking(board: &Value) -> (Vec<(String, String, u64, bool)>, u64) {
         })
         .collect();
     (rows, board["hidden"].as_u64().unwrap_or(99))
-}
-
-fn stop(child: &mut Child) -> String {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(40) {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
-    err
 }
 
 async fn scenario(id: &str, mode: Mode) {

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod print;
 pub mod run;
 pub mod serve;
+pub mod status;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
