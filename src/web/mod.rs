@@ -427,7 +427,8 @@ pub async fn serve_pages(
     axum::serve(listener, pages_router(pages)).with_graceful_shutdown(shutdown).await
 }
 
-/// [`serve_pages`] with more routes beside the pages (the application service's transactions).
+/// [`serve_pages`] with more routes beside the pages (the organisers' status, the application service's
+/// transactions).
 pub async fn serve_pages_with(
     pages: Arc<Pages>,
     extra: Router,
