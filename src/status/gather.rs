@@ -292,3 +292,47 @@ fn boards(qa: &Qa, conf: &Conference) -> HashMap<String, BoardSize> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{RecordState, TimelineOptions, fixtures, timeline};
+
+    #[tokio::test]
+    async fn without_a_homeserver_the_status_says_so_and_still_reads_the_store_and_the_runner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("day.sqlite")).unwrap();
+        let (conf, plan) = fixtures::small();
+        let actions = Arc::new(timeline(&conf, &plan, &TimelineOptions::default()));
+        let first = &actions[0];
+        store.begin(first, first.fire_at).await.unwrap();
+        store.finish(first, RecordState::Failed, None, Some("M_FORBIDDEN".into()), first.fire_at).await.unwrap();
+        let (_runner_tx, runner) = watch::channel(RunnerStatus { alive: true, ..RunnerStatus::default() });
+        let running = Running {
+            source: "small.yaml".into(),
+            refresh: None,
+            clock: Clock::starting_at(first.fire_at + Duration::hours(1)),
+            rehearsal: true,
+            hs: None,
+            hs_error: Some("cannot log in".into()),
+            store: Some(store),
+            runner: Some(runner),
+            intake: None,
+            qa: None,
+        };
+        let sources = Arc::new(Sources::new(running, conf.clone(), Arc::new(plan.clone()), actions.clone()));
+        let s = sources.status().await;
+        assert_eq!((s.homeserver.reachable, s.homeserver.error.as_deref()), (Some(false), Some("cannot log in")));
+        assert!(s.attendance.is_none() && s.rooms.observed_at.is_none(), "nothing read: unknown");
+        assert_eq!((s.actions.failed_count, s.actions.failed[0].detail.as_deref()), (1, Some("M_FORBIDDEN")));
+        assert!(s.runner.as_ref().is_some_and(|r| r.runner.alive) && s.intake.is_none() && s.qa.is_none() && s.rehearsal);
+        assert_eq!((s.schedule.source.as_str(), s.schedule.refreshed_at), ("small.yaml", None));
+
+        let mut fewer = conf.clone();
+        fewer.talks.truncate(1);
+        sources.schedule_read(&fewer, Arc::new(plan), Arc::new(Vec::new()));
+        let s = sources.status_now().await;
+        assert_eq!((s.schedule.talks, s.actions.total), (1, 0));
+        assert!(s.schedule.refreshed_at.is_some());
+    }
+}
