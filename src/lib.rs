@@ -20,7 +20,10 @@
 //! - [`metrics`]: the Prometheus registry (`/metrics`) and its typed recording methods: homeserver requests, timeline
 //!   actions and lateness, invites, planned rooms, Q&A;
 //! - [`qa`]: the audience's questions and upvotes per talk, moderation and ranking, kept in the day's store;
-//! - [`web`]: the widget pages, their JSON and the conference home page.
+//! - [`status`]: the conference at a glance for the organisers (live talks, next and late actions, missing speakers,
+//!   rooms, Q&A, homeserver, intake and runner health, the last problems), gathered in one place and shown as text
+//!   (`stagehand status`, the management room) and on the `/status` page;
+//! - [`web`]: the widget pages, their JSON, the conference home page and the organisers' `/status` page.
 //!
 //! The command line (`src/main.rs` and `src/cli/`, one file per command) lives in the binary, not here.
 
@@ -34,5 +37,6 @@ pub mod qa;
 pub mod schedule;
 pub mod secrets;
 pub mod source;
+pub mod status;
 pub mod timeline;
 pub mod web;

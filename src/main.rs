@@ -6,6 +6,9 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Parser)]
 #[command(name = "stagehand", version, about = "Runs conferences on Matrix: schedule in, spaces and rooms out")]
@@ -33,6 +36,9 @@ enum Command {
     /// The event day: keep the rooms to the plan, run the live timeline (reminders, countdowns, go-live, the end),
     /// serve the widget pages, re-read the schedule on its cron and on SIGHUP. --rehearse tries it on a test server.
     Run(cli::run::Args),
+    /// The conference at a glance: live talks, the next and the late or failed actions, who is missing from the
+    /// talks of the next hour, rooms, the homeserver; --url adds the running bot's runner, intake and Q&A.
+    Status(cli::status::Args),
     /// Print an application service registration (with fresh tokens) for the config's homeserver.
     AppserviceRegistration(cli::appservice_registration::Args),
     /// List talks added, removed, moved, retimed, retitled and re-speakered between two schedules.
@@ -44,7 +50,10 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("stagehand=info,matrix_sdk=off,warn"));
     // Colours only on a terminal: logs kept in files and read by tools stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let printer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).with_filter(filter);
+    // The last warnings and errors are kept for the status too, whatever RUST_LOG prints.
+    let journal = stagehand::status::journal::layer(stagehand::status::journal::global());
+    tracing_subscriber::registry().with(printer).with(journal).init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -71,6 +80,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Attendance(args) => cli::attendance::run(args).await,
         Command::Serve(args) => cli::serve::run(args).await,
         Command::Run(args) => cli::run::run(args).await,
+        Command::Status(args) => cli::status::run(args).await,
         Command::AppserviceRegistration(args) => cli::appservice_registration::run(args),
         Command::Diff(args) => cli::diff::run(args).await,
     }

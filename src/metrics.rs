@@ -11,10 +11,16 @@
 //! - `rooms_planned{kind}`: rooms and spaces in the current plan, by kind;
 //! - `qa_questions_total`, `qa_votes_total`, `qa_boards`: Q&A activity.
 //!
+//! Beside the registry, [`Metrics::contact`] keeps when the homeserver last answered and last failed to (for the
+//! status: is it reachable now).
+//!
 //! Recording never fails and never panics: a metric that could not be built (names are constants, so only a
 //! programming error, caught by the tests below) is logged once and its recordings are dropped. Owns no I/O.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, Utc};
 
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -246,6 +252,26 @@ impl Handles {
 pub struct Metrics {
     registry: Registry,
     handles: Option<Handles>,
+    /// Milliseconds since the epoch of the last answer and the last failure (0: none yet).
+    last_ok_ms: AtomicI64,
+    last_error_ms: AtomicI64,
+}
+
+/// When the homeserver last answered a request (a rate limit is an answer too) and when one last failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Contact {
+    pub last_ok: Option<DateTime<Utc>>,
+    pub last_error: Option<DateTime<Utc>>,
+}
+
+impl Contact {
+    /// Whether the homeserver answered last; `None` before any request.
+    pub fn reachable(&self) -> Option<bool> {
+        match (self.last_ok, self.last_error) {
+            (None, None) => None,
+            (ok, error) => Some(ok >= error),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -265,7 +291,7 @@ impl Metrics {
                 None
             }
         };
-        Metrics { registry, handles }
+        Metrics { registry, handles, last_ok_ms: AtomicI64::new(0), last_error_ms: AtomicI64::new(0) }
     }
 
     /// Whether every metric is registered (always, unless a name above is malformed).
@@ -280,9 +306,17 @@ impl Metrics {
 
     /// One request attempt to the homeserver.
     pub fn request(&self, kind: RequestKind, outcome: RequestOutcome) {
+        let last = if outcome == RequestOutcome::Error { &self.last_error_ms } else { &self.last_ok_ms };
+        last.fetch_max(Utc::now().timestamp_millis(), Ordering::Relaxed);
         if let Some(c) = self.handles.as_ref().and_then(|h| h.requests.get_metric_with_label_values(&[kind.label(), outcome.label()]).ok()) {
             c.inc();
         }
+    }
+
+    /// When the homeserver last answered and last failed.
+    pub fn contact(&self) -> Contact {
+        let at = |ms: &AtomicI64| Some(ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0).and_then(DateTime::from_timestamp_millis);
+        Contact { last_ok: at(&self.last_ok_ms), last_error: at(&self.last_error_ms) }
     }
 
     /// A rate limit waited out.
@@ -376,6 +410,22 @@ mod tests {
             want.sort();
             (n == name && found == want).then(|| v.parse().ok()).flatten()
         })
+    }
+
+    #[test]
+    fn contact_says_whether_the_homeserver_answered_last() {
+        let m = Metrics::new();
+        assert_eq!(m.contact().reachable(), None);
+        m.request(RequestKind::Read, RequestOutcome::RateLimited);
+        assert_eq!(m.contact().reachable(), Some(true), "a rate limit is an answer");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        m.request(RequestKind::Sync, RequestOutcome::Error);
+        assert_eq!(m.contact().reachable(), Some(false));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        m.request(RequestKind::Message, RequestOutcome::Ok);
+        let c = m.contact();
+        assert_eq!(c.reachable(), Some(true));
+        assert!(c.last_error.is_some() && c.last_ok > c.last_error);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Secrets: the bot's credentials and the widget secret, read from the environment or from files the config names,
+//! Secrets: the bot's credentials, the widget secret and the organisers' token (for `/status`), read from the environment or from files the config names,
 //! never from the config file itself.
 //!
 //! Owns where each secret comes from and in what order, and the creation of the widget secret on first use. It
@@ -11,11 +11,14 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 
-use crate::config::{HomeserverConfig, WidgetsConfig};
+use crate::config::{HomeserverConfig, OperationsConfig, WidgetsConfig};
 use crate::matrix::client::Credentials;
 
 /// The environment variable that overrides `widgets.secret_file`.
 pub const WIDGET_SECRET_ENV: &str = "STAGEHAND_WIDGET_SECRET";
+
+/// The environment variable that overrides `operations.organiser_token_file`.
+pub const ORGANISER_TOKEN_ENV: &str = "STAGEHAND_ORGANISER_TOKEN";
 
 /// Fewer characters than this and Jitsi rooms and page tokens would be guessable.
 const MIN_WIDGET_SECRET: usize = 16;
@@ -43,6 +46,11 @@ pub enum SecretError {
          would be guessable"
     )]
     WeakWidgetSecret { from: String },
+    #[error(
+        "the organisers' token from {from} is shorter than {MIN_WIDGET_SECRET} characters; the status page would be \
+         guessable"
+    )]
+    WeakOrganiserToken { from: String },
     #[error("cannot create {}: {error}", dir.display())]
     CreateDir { dir: PathBuf, error: std::io::Error },
     #[error("cannot create the widget secret {}: {error}", path.display())]
@@ -95,6 +103,43 @@ fn registration(path: &Path) -> Result<serde_json::Value, SecretError> {
 /// byte from response times.
 pub fn same_secret(presented: &str, expected: &str) -> bool {
     presented.len() == expected.len() && presented.bytes().zip(expected.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The organisers' token that opens `/status`. Its `Debug` does not show it.
+#[derive(Clone)]
+pub struct OrganiserToken(String);
+
+impl OrganiserToken {
+    /// Whether someone presented this token (compared in constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        same_secret(presented, &self.0)
+    }
+
+    /// The token itself, to present it (`stagehand status --url`); never print it.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OrganiserToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OrganiserToken(hidden)")
+    }
+}
+
+/// The organisers' token: STAGEHAND_ORGANISER_TOKEN, else the file `operations.organiser_token_file`; `None` when
+/// neither is set (then there is no `/status` page). At least 16 characters.
+pub fn organiser_token(ops: &OperationsConfig, env: impl Fn(&str) -> Option<String>) -> Result<Option<OrganiserToken>, SecretError> {
+    let (value, from) = match (env(ORGANISER_TOKEN_ENV).filter(|t| !t.trim().is_empty()), &ops.organiser_token_file) {
+        (Some(value), _) => (value, ORGANISER_TOKEN_ENV.to_string()),
+        (None, Some(path)) => (read(path, "organisers' token")?, path.display().to_string()),
+        (None, None) => return Ok(None),
+    };
+    let value = value.trim();
+    if value.len() < MIN_WIDGET_SECRET {
+        return Err(SecretError::WeakOrganiserToken { from });
+    }
+    Ok(Some(OrganiserToken(value.to_string())))
 }
 
 /// The secret that Jitsi conference ids and backstage page tokens derive from. Its `Debug` does not show it.
@@ -304,6 +349,24 @@ mod tests {
         std::fs::write(&reg, "as_token: a\n").unwrap();
         let err = appservice_hs_token(&as_hs).unwrap_err().to_string();
         assert!(err.ends_with("no hs_token (the application service cannot check who pushes transactions)"), "{err}");
+    }
+
+    #[test]
+    fn the_organisers_token_comes_from_the_environment_or_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("organisers");
+        std::fs::write(&file, "from-the-file-0123456789\n").unwrap();
+        let ops = OperationsConfig { organiser_token_file: Some(file.clone()), ..OperationsConfig::default() };
+        let env = |v: &'static str| move |k: &str| (k == ORGANISER_TOKEN_ENV).then(|| v.to_string());
+        assert!(organiser_token(&OperationsConfig::default(), no_env).unwrap().is_none(), "no token: no page");
+        let from_file = organiser_token(&ops, no_env).unwrap().unwrap();
+        assert!(from_file.matches("from-the-file-0123456789") && !from_file.matches("from-the-file-012345678"));
+        assert_eq!(organiser_token(&ops, env("from-the-environment-01")).unwrap().unwrap().reveal(), "from-the-environment-01");
+        assert_eq!(format!("{from_file:?}"), "OrganiserToken(hidden)");
+        let err = organiser_token(&ops, env("short")).unwrap_err().to_string();
+        assert!(err.starts_with("the organisers' token from STAGEHAND_ORGANISER_TOKEN is shorter than 16"), "{err}");
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(organiser_token(&ops, no_env), Err(SecretError::Unreadable { .. })));
     }
 
     #[test]

@@ -163,8 +163,8 @@ async fn organisers_command_and_everyone_else_is_refused() {
     assert!(got[1].contains("!sh apply") && got[1].contains("!sh confirm"), "{got:?}");
 
     let status_cmd = say(&as_org, &management, "!sh status").await;
-    let got = answered(&as_bot, &management, &status_cmd, 1).await;
-    assert!(got[0].contains("1 talks") && got[0].contains("timeline running"), "{got:?}");
+    let got = answered(&as_bot, &management, &status_cmd, 2).await;
+    assert!(got[0].starts_with("Command camp at ") && got[0].contains("\nNext: ") && got[0].contains("The talk"), "{got:?}");
 
     let timeline = say(&as_org, &management, "!sh timeline t1").await;
     let got = answered(&as_bot, &management, &timeline, 2).await;

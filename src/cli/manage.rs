@@ -12,25 +12,18 @@ use stagehand::commands::{self, Command, Pending, TimelineQuery};
 use stagehand::config::Config;
 use stagehand::matrix::attendance;
 use stagehand::matrix::client::Homeserver;
-use stagehand::matrix::intake::{IntakeStatus, RoomEvent};
+use stagehand::matrix::intake::RoomEvent;
 use stagehand::matrix::live;
 use stagehand::matrix::reconcile::{Options, Scope, reconcile_at};
 use stagehand::plan::Plan;
-use stagehand::qa::Qa;
 use stagehand::qa::facts::Power;
-use stagehand::schedule::Conference;
 use stagehand::schedule::model::stable_hash;
-use stagehand::timeline::{Action, Clock, RecordState, RunnerStatus, Sender as _, Store};
+use stagehand::timeline::{Action, Clock, RecordState, Sender as _, Store};
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::build::moment_of;
 use super::print;
 
-/// The schedule and plan in force (replaced by a refresh).
-pub struct Snapshot {
-    pub conference: Conference,
-    pub plan: Arc<Plan>,
-}
 
 /// What the executor works with: the run's own parts.
 pub struct Manager<'a> {
@@ -41,14 +34,14 @@ pub struct Manager<'a> {
     pub store: Store,
     pub sender: Arc<live::Sender>,
     pub actions: &'a watch::Sender<Arc<Vec<Action>>>,
-    pub current: watch::Receiver<Arc<Snapshot>>,
+    /// The plan in force (replaced by a refresh).
+    pub current: watch::Receiver<Arc<Plan>>,
     pub refresh: Arc<Notify>,
-    pub runner: watch::Receiver<RunnerStatus>,
-    pub intake: watch::Receiver<IntakeStatus>,
-    pub qa: Option<Arc<Qa>>,
     pub management: watch::Receiver<Option<String>>,
     /// The command line to start a rehearsal with (this process's, with `--rehearse` options instead of `--listen`).
     pub rehearsal_args: Vec<std::ffi::OsString>,
+    /// What `status` reports from (the same as `/status` and `stagehand status`).
+    pub sources: Arc<stagehand::status::Sources>,
 }
 
 /// How often one person is told that they may not run commands (a refusal per message would let anyone flood a room).
@@ -169,7 +162,10 @@ impl Manager<'_> {
         let prefix = &self.config.operations.prefix;
         match c {
             Command::Help => ("Commands (details in the thread).".into(), Some(commands::help(prefix))),
-            Command::Status => self.status(),
+            Command::Status => {
+                let s = self.sources.status_now().await;
+                (stagehand::status::text(&s), Some(stagehand::status::details(&s)))
+            }
             Command::Plan => {
                 let (line, details) = self.reconcile(true, Scope::All).await;
                 (format!("plan: {line}."), details)
@@ -220,7 +216,7 @@ impl Manager<'_> {
 
     /// A reconcile of the plan in force at the run's moment: the summary and, when anything differs, the report.
     async fn reconcile(&self, dry_run: bool, scope: Scope) -> (String, Option<String>) {
-        let plan = self.current.borrow().plan.clone();
+        let plan = self.current.borrow().clone();
         let actions = self.actions.borrow().clone();
         let mut opts = self.opts.clone();
         opts.dry_run = dry_run;
@@ -234,28 +230,8 @@ impl Manager<'_> {
         (report.summary(), Some(details))
     }
 
-    fn status(&self) -> (String, Option<String>) {
-        let r = self.runner.borrow().clone();
-        let i = self.intake.borrow().clone();
-        let snapshot = self.current.borrow().clone();
-        let boards = self.qa.as_ref().map_or(0, |qa| qa.active_boards());
-        let next = r.next.map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_else(|| "nothing".into());
-        let line = format!(
-            "{} talks, {} rooms planned; timeline {}: {} sent, {} skipped, {} failed, next at {next}; intake ({}) {}; {boards} Q&A boards with questions.",
-            snapshot.conference.talks.len(),
-            snapshot.plan.rooms.len(),
-            if r.alive { "running" } else { "stopped" },
-            r.sent,
-            r.skipped,
-            r.failed,
-            if i.mode.is_empty() { "-" } else { i.mode },
-            if i.alive && i.failures == 0 { "ok".to_string() } else { format!("{} failures: {}", i.failures, i.last_error.unwrap_or_default()) },
-        );
-        (line, None)
-    }
-
     async fn attendance(&self, track: Option<&str>) -> (String, Option<String>) {
-        let plan = self.current.borrow().plan.clone();
+        let plan = self.current.borrow().clone();
         let seen = match attendance::read(self.hs, &plan).await {
             Ok(s) => s,
             Err(e) => return (format!("Cannot read the rooms: {e}"), None),

@@ -18,6 +18,7 @@ pub mod problems;
 pub mod print;
 pub mod run;
 pub mod serve;
+pub mod status;
 pub mod validate;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! serves the widget pages and the home page, re-reads the schedule on the `timeline.refresh` cron and on SIGHUP,
 //! and stops cleanly on Ctrl-C or SIGTERM. `--rehearse` runs the same flow on a clock that starts shortly before the
 //! first talk (optionally faster), on a store of its own, so organisers and speakers can try it on a test server.
+//! Keeps the organisers' status ([`status::Sources`]) and serves it at `/status` when an organisers' token is set.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,13 +18,15 @@ use stagehand::matrix::live::{self, Live};
 use stagehand::matrix::reconcile::{Moment, Options, Scope, reconcile_at};
 use stagehand::plan::{self, Plan};
 use stagehand::schedule::{Conference, Parsed};
+use stagehand::source::shown;
+use stagehand::{secrets, status};
 use stagehand::timeline::{self, Action, Clock, Runner, Store};
 use stagehand::web::{self, Pages, Site};
 use tokio::sync::{Notify, watch};
 
 use super::build::{BuildOptions, moment_of, reconcile_options};
 use super::listen::{self, Listening};
-use super::manage::{Manager, Snapshot};
+use super::manage::Manager;
 use super::problems::{self, Problems};
 use super::{ServerArgs, connect, load_and_report, load_schedule, print, widget_context};
 
@@ -126,6 +129,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sender = Arc::new(sender);
     let runner = Runner::new(sender.clone(), store.clone(), run.clock, config.timeline.actions.retry);
     let status = runner.status();
+    let sources = Arc::new(status::Sources::new(
+        status::Running {
+            source: shown(&run.build.request.source),
+            refresh: config.timeline.refresh_schedule().ok(),
+            clock: run.clock,
+            rehearsal: run.rehearse,
+            hs: Some(run.hs.clone()),
+            hs_error: None,
+            store: Some(store.clone()),
+            runner: Some(status.clone()),
+            intake: listening.as_ref().map(|l| l.status.clone()),
+            qa: listening.as_ref().map(|l| l.qa.clone()),
+        },
+        current.conference.clone(),
+        current.plan.clone(),
+        current.actions.clone(),
+    ));
 
     let clock = run.clock;
     let health_status = status.clone();
@@ -153,16 +173,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         routes = l.routes.clone();
     }
     let pages = Arc::new(pages);
+    let token = secrets::organiser_token(&config.operations, |k| std::env::var(k).ok())?;
+    let organisers = token.is_some();
+    let for_page = sources.clone();
+    let status_page: web::status::StatusFn = Arc::new(move || {
+        let s = for_page.clone();
+        Box::pin(async move { s.status().await })
+    });
+    let extra = web::status::router(token, status_page);
+    let extra = match routes {
+        Some(routes) => extra.merge(routes),
+        None => extra,
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("serving on http://{} (home page /, health /healthz); Ctrl-C stops", args.listen);
+    if organisers {
+        eprintln!("organisers' status on http://{}/status?token=... (the organisers' token)", args.listen);
+    }
 
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let server = match routes {
-        Some(routes) => tokio::spawn(web::serve_pages_with(pages.clone(), routes, listener, stopped(stop_rx.clone()))),
-        None => tokio::spawn(web::serve_pages(pages.clone(), listener, stopped(stop_rx.clone()))),
-    };
+    let server = tokio::spawn(web::serve_pages_with(pages.clone(), extra, listener, stopped(stop_rx.clone())));
     let commands = listening.as_mut().and_then(|l| l.commands.take()).filter(|_| config.operations.has_management_room());
     let refresh = Arc::new(Notify::new());
     let (problems, reports) = problems::channel();
@@ -171,7 +203,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             problems::report(&run.hs, config.operations.problem_interval_seconds, l.management.clone(), reports, status.clone(), store.clone(), stop_rx.clone()).await;
         }
     };
-    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot { conference: current.conference.clone(), plan: current.plan.clone() }));
+    let (snapshot_tx, snapshot_rx) = watch::channel(current.plan.clone());
     let manager = listening.as_ref().map(|l| Manager {
         hs: &run.hs,
         config,
@@ -182,11 +214,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         actions: &actions_tx,
         current: snapshot_rx,
         refresh: refresh.clone(),
-        runner: status.clone(),
-        intake: l.status.clone(),
-        qa: config.qa.enabled.then(|| l.qa.clone()),
         management: l.management.clone(),
         rehearsal_args: rehearsal_args(),
+        sources: sources.clone(),
     });
     let managing = async {
         if let (Some(m), Some(c)) = (&manager, commands) {
@@ -196,7 +226,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let refresher = refresh_loop(&run, current, &sender, &actions_tx, &pages, listening.as_ref(), Hooks { refresh: &refresh, snapshot: &snapshot_tx, problems: &problems }, stop_rx.clone());
+    let refresher = refresh_loop(&run, current, &sender, &actions_tx, &pages, &sources, listening.as_ref(), Hooks { refresh: &refresh, snapshot: &snapshot_tx, problems: &problems }, stop_rx.clone());
     let runner = runner.run(actions_rx, stopped(stop_rx.clone()));
     let signals = async {
         shutdown_signal().await;
@@ -284,6 +314,7 @@ async fn refresh_loop(
     sender: &live::Sender,
     actions: &watch::Sender<Arc<Vec<Action>>>,
     pages: &Pages,
+    sources: &status::Sources,
     listening: Option<&Listening>,
     hooks: Hooks<'_>,
     mut stop: watch::Receiver<bool>,
@@ -342,7 +373,8 @@ async fn refresh_loop(
         list.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         current = Current { actions: Arc::new(list), ..fresh };
         sender.replan(current.plan.clone());
-        snapshot.send_replace(Arc::new(Snapshot { conference: current.conference.clone(), plan: current.plan.clone() }));
+        snapshot.send_replace(current.plan.clone());
+        sources.schedule_read(&current.conference, current.plan.clone(), current.actions.clone());
         follow(run, listening, &current).await;
         let _ = actions.send(current.actions.clone());
         match site(run, &current) {
@@ -356,7 +388,7 @@ async fn refresh_loop(
 /// where problems go.
 struct Hooks<'a> {
     refresh: &'a Notify,
-    snapshot: &'a watch::Sender<Arc<Snapshot>>,
+    snapshot: &'a watch::Sender<Arc<Plan>>,
     problems: &'a Problems,
 }
 

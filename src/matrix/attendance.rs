@@ -186,10 +186,17 @@ pub fn summarise<'a>(rows: &'a [Row], by: impl Fn(&'a Row) -> &'a str) -> Vec<Su
 
 /// Reads the membership and records of every talk room and backstage of the plan (a few rooms at a time).
 pub async fn read(hs: &Homeserver, plan: &Plan) -> Result<HashMap<String, RoomSeen>, MatrixError> {
+    read_rooms(hs, plan.rooms.iter().filter(|r| attended(r))).await
+}
+
+/// [`read`] for some rooms only (the talk rooms of the next hour); a room that does not exist is left out.
+pub async fn read_rooms<'a>(hs: &Homeserver, rooms: impl IntoIterator<Item = &'a PlannedRoom>) -> Result<HashMap<String, RoomSeen>, MatrixError> {
     const AT_ONCE: usize = 4;
-    let rooms = plan.rooms.iter().filter(|r| attended(r));
-    let read = all(rooms, AT_ONCE, |room| async move {
-        let Some(room_id) = hs.resolve_alias(&room.alias).await? else { return Ok(None) };
+    // Owned keys and aliases: a fan-out over borrowed rooms is not provably `Send` inside a spawned task
+    // (rust-lang/rust#102211), and the status reads rooms from one.
+    let rooms: Vec<(String, String)> = rooms.into_iter().map(|r| (r.key.clone(), r.alias.clone())).collect();
+    let read = all(rooms, AT_ONCE, |(key, alias)| async move {
+        let Some(room_id) = hs.resolve_alias(&alias).await? else { return Ok(None) };
         let events = hs.room_state(&room_id).await?;
         let members: HashMap<String, String> = events
             .iter()
@@ -198,7 +205,7 @@ pub async fn read(hs: &Homeserver, plan: &Plan) -> Result<HashMap<String, RoomSe
             .collect();
         let managed = Managed::from_state(&super::client::state_map(&events));
         let taken = taken_up(hs, &room_id, &events, &managed).await;
-        Ok(Some((room.key.clone(), RoomSeen { members, managed, taken })))
+        Ok(Some((key, RoomSeen { members, managed, taken })))
     })
     .await;
     read.into_iter().filter_map(Result::transpose).collect()

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, instrument, warn};
@@ -46,7 +46,7 @@ pub enum RunnerError {
 }
 
 /// What `/healthz` shows: whether the runner runs and how late it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerStatus {
     pub alive: bool,
     /// The runner's clock when the status last changed.

@@ -1,5 +1,6 @@
 //! The web server: widget pages (countdown, Q&A, schedule now/next, livestream), their JSON, the conference home
-//! page for Element's home screen, and `/healthz`. Askama templates from `templates/` escape everything from the
+//! page for Element's home screen, and `/healthz`; beside them `/metrics` ([`metrics`]) and the organisers' `/status`
+//! ([`status`], behind the organisers' token). Askama templates from `templates/` escape everything from the
 //! schedule. Pages of talk rooms and backstages need the per-room token their widget URL carries; without it: 403.
 //!
 //! Reads the plan and the conference it is given; never talks to the homeserver.
@@ -24,6 +25,7 @@ use crate::schedule::model::{Conference, Role, Talk, TrackKind};
 use crate::secrets::same_secret;
 
 pub mod metrics;
+pub mod status;
 
 /// A clock the pages ask for "now" (tests pass a fixed one).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -425,7 +427,8 @@ pub async fn serve_pages(
     axum::serve(listener, pages_router(pages)).with_graceful_shutdown(shutdown).await
 }
 
-/// [`serve_pages`] with more routes beside the pages (the application service's transactions).
+/// [`serve_pages`] with more routes beside the pages (the organisers' status, the application service's
+/// transactions).
 pub async fn serve_pages_with(
     pages: Arc<Pages>,
     extra: Router,

@@ -355,14 +355,25 @@ pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     p
 }
 
-/// Stops a `stagehand run` with SIGTERM (killed after 40 s); what it wrote on stderr.
+/// A free loopback port (for `stagehand run --listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Headless Chromium (Debian's `chromium`, installed by scripts/test).
+pub fn chromium() -> PathBuf {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("Chromium is not installed: run scripts/test (it installs Debian's chromium package)")
+}
+
+/// Stops a long-running `stagehand` (SIGTERM, then a kill after 40 s); what it printed on stderr.
 pub fn stop(child: &mut std::process::Child) -> String {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(40) {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
+    while started.elapsed() < Duration::from_secs(40) && !matches!(child.try_wait(), Ok(Some(_))) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
