@@ -396,6 +396,6 @@ mod tests {
         let names: Vec<&str> = missing["rows"].as_array().unwrap().iter().map(|r| r[2]["text"].as_str().unwrap()).collect();
         assert_eq!(names, ["Ada <Lovelace>", "Linus", "Grace Hopper"]);
         assert_eq!(view["verdict_class"], "bad");
-        assert_eq!(view["verdict"], "Needs attention: 1 failed, 4 late, intake failing (3 in a row), 3 missing for the next hour");
+        assert_eq!(view["verdict"], "Needs attention: 1 failed, 3 late, intake failing (3 in a row), 3 missing for the next hour");
     }
 }
