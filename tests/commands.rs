@@ -121,7 +121,7 @@ impl Camp {
     }
 
     fn run(&self) -> Child {
-        let listen = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port());
+        let listen = format!("127.0.0.1:{}", common::free_port());
         self.stagehand(&["run", "--listen", &listen]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("stagehand run")
     }
 }

@@ -12,12 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, Utc};
-use common::{Api, Synapse, User, enc, stop, synapse};
+use common::{Api, Synapse, User, enc, free_port, stop, synapse};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
 
 fn txn() -> String {
     static N: AtomicU64 = AtomicU64::new(0);

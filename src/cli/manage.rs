@@ -250,7 +250,10 @@ impl Manager<'_> {
 
     async fn timeline(&self, q: &TimelineQuery) -> (String, Option<String>) {
         let actions = self.actions.borrow().clone();
-        let records = self.store.load().await.unwrap_or_default();
+        let records = match self.store.load().await {
+            Ok(r) => r,
+            Err(e) => return (format!("Cannot read the timeline store: {e}"), None),
+        };
         let now = self.clock.now();
         let chosen: Vec<&Action> = match q {
             TimelineQuery::Next(n) => actions.iter().filter(|a| a.fire_at >= now && !records.contains_key(&a.id)).take(*n).collect(),

@@ -70,8 +70,16 @@ pub async fn report(
                 }
                 let failed = runner.borrow_and_update().failed;
                 if failed > failed_seen {
+                    let records = match store.load().await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            // Not counted as seen: the next change of the runner's status tries again.
+                            tracing::warn!(error = %e, "cannot read the store for the failed actions");
+                            continue;
+                        }
+                    };
                     failed_seen = failed;
-                    for r in store.load().await.unwrap_or_default().into_values().filter(|r| r.state == RecordState::Failed) {
+                    for r in records.into_values().filter(|r| r.state == RecordState::Failed) {
                         if told.insert(r.id.clone()) {
                             let text = format!("{} of talk {} in {}: {}", r.kind, r.talk, r.room, r.detail.unwrap_or_default());
                             reporter.problem("action failed", text, Utc::now().timestamp_millis());
