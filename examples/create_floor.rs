@@ -1,6 +1,8 @@
 //! The homeserver floor for `scripts/bench-build`: the same `createRoom` calls a Stagehand build makes (same rooms,
-//! same initial state, power levels and parents, same concurrency), in a bare loop of plain HTTP requests with no
-//! lookups, no comparison and no space children. Prints `floor_seconds=S rooms=N`.
+//! in the same creation order and concurrency, with the same initial state, power levels and space links, made by
+//! the same pure functions: `Plan::creation_levels` and `plan::desired::creation`), in a bare loop of plain HTTP
+//! requests with no lookups, no comparison and none of the writes a build makes after `createRoom`. Prints
+//! `floor_seconds=S rooms=N`. Widgets must be off in the config (the build's figures are for rooms and spaces).
 //!
 //! Usage: create_floor HOMESERVER_URL ACCESS_TOKEN CONFIG SCHEDULE
 
@@ -11,7 +13,11 @@ use std::time::Instant;
 use serde_json::json;
 use stagehand::config::Config;
 use stagehand::load::{LoadRequest, load};
-use stagehand::plan::{self, state};
+use stagehand::matrix::live;
+use stagehand::plan::desired::{self, Settings};
+use stagehand::plan::managed::Links;
+use stagehand::plan::{self, PlannedRoom};
+use stagehand::timeline;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: create_floor HOMESERVER_URL ACCESS_TOKEN CONFIG SCHEDULE");
     };
     let (config, _) = Config::from_file(std::path::Path::new(config))?;
+    anyhow::ensure!(!config.widgets.enabled, "create_floor builds rooms without widgets: set widgets.enabled: false");
     let req = LoadRequest { source: schedule.clone(), ..LoadRequest::default() };
     let parsed = load(&req, Some(&config)).await?;
     let plan = plan::plan(&parsed.conference, &config);
@@ -31,34 +38,48 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let bot = who["user_id"].as_str().unwrap_or_default().to_string();
-    let version = config.homeserver.room_version.clone();
+    // The build's settings: the same moment (a conference that is over has its talk rooms opened).
+    let actions = timeline::timeline(&parsed.conference, &plan, &config.timeline.actions);
+    let opened = &config.timeline.opened;
+    let moment = live::moment(&timeline::state_at(&actions, chrono::Utc::now()), &opened.join_rule, &opened.history_visibility);
+    let s = Settings {
+        conference: plan.conference.clone(),
+        server_name: config.homeserver.server_name.clone(),
+        bot: who["user_id"].as_str().unwrap_or_default().to_string(),
+        room_version: config.homeserver.room_version.clone(),
+        widgets: None,
+        kick_removed: false,
+        email_invites: false,
+        members_only: false,
+        moment,
+        parent_links: plan.parent_links,
+    };
     let sem = Arc::new(tokio::sync::Semaphore::new(config.homeserver.concurrency));
     let started = Instant::now();
     let mut ids: HashMap<String, String> = HashMap::new();
-    let depth = |r: &plan::PlannedRoom| match r.kind {
-        plan::ObjectKind::RootSpace => 0,
-        plan::ObjectKind::Subspace => 1,
-        _ => 2,
-    };
-    for level in 0..3 {
+    let levels = plan.creation_levels();
+    for level in 0..=levels.values().copied().max().unwrap_or(0) {
         let mut set = tokio::task::JoinSet::new();
-        for room in plan.rooms.iter().filter(|r| depth(r) == level) {
-            let mut initial: Vec<serde_json::Value> = state::room_state(&plan.conference, room)
-                .into_iter()
-                .map(|s| json!({"type": s.event_type, "state_key": s.state_key, "content": s.content}))
+        for room in plan.rooms.iter().filter(|r| levels.get(r.key.as_str()) == Some(&level)) {
+            let parent_id = room.parent.as_ref().filter(|_| plan.carries_parent_link(room)).and_then(|p| ids.get(p));
+            let children: Vec<(&PlannedRoom, &str)> = plan
+                .children(&room.key)
+                .filter(|c| !plan.carries_parent_link(c))
+                .filter_map(|c| Some((c, ids.get(&c.key)?.as_str())))
                 .collect();
-            if let Some(parent) = room.parent.as_ref().and_then(|p| ids.get(p)) {
-                let p = state::parent_event(parent, &config.homeserver.server_name);
-                initial.push(json!({"type": p.event_type, "state_key": p.state_key, "content": p.content}));
-            }
+            let creation = desired::creation(room, &s, parent_id.map(String::as_str), &children, &Links::new());
+            let initial: Vec<serde_json::Value> = creation
+                .initial_state
+                .iter()
+                .map(|i| json!({"type": i.event_type, "state_key": i.state_key, "content": i.content}))
+                .collect();
             let mut body = json!({
                 "room_alias_name": room.alias.trim_start_matches('#').split(':').next().unwrap_or_default(),
-                "room_version": version,
+                "room_version": s.room_version,
                 "visibility": if room.public { "public" } else { "private" },
                 "preset": if room.public { "public_chat" } else { "private_chat" },
                 "initial_state": initial,
-                "power_level_content_override": state::power_levels(room, &version, &bot),
+                "power_level_content_override": creation.power_levels,
             });
             if room.kind.is_space() {
                 body["creation_content"] = json!({"type": "m.space"});

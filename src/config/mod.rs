@@ -30,7 +30,7 @@ pub use homeserver::HomeserverConfig;
 pub use naming::NamingConfig;
 pub use operations::OperationsConfig;
 pub use people::{IdentityServerConfig, PeopleConfig};
-pub use rooms::{RoomsConfig, SupportRoom};
+pub use rooms::{ParentLinks, RoomsConfig, SupportRoom};
 pub use schedule::{ScheduleConfig, expand_env};
 pub use timeline::TimelineConfig;
 pub use tracks::{TrackRule, TrackRules};

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Which objects to create. The FOSDEM 2022 shape is the default.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -17,6 +17,26 @@ pub struct RoomsConfig {
     pub stands: bool,
     /// Support rooms (speakers' lounge, info desk), each a child of the root space.
     pub support: Vec<SupportRoom>,
+    /// Which rooms carry an `m.space.parent` link to their space, besides the space's `m.space.child` link to them.
+    pub parent_links: ParentLinks,
+}
+
+/// Which child rooms name their space in an `m.space.parent` event (canonical). Spaces always list their children
+/// (`m.space.child`): that is what Element and the hierarchy API show. A parent link in every leaf room costs one
+/// state write per room at build time (a room's id is known only once it exists, so one of the two directions is
+/// always a write after `createRoom`); only subspaces carry theirs by default.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+pub enum ParentLinks {
+    /// Subspaces name the root space; rooms in a space do not.
+    #[default]
+    #[serde(rename = "spaces")]
+    SpacesOnly,
+    /// Every child room names its space.
+    #[serde(rename = "all")]
+    All,
+    /// No room names its space.
+    #[serde(rename = "none")]
+    Off,
 }
 
 impl Default for RoomsConfig {
@@ -31,6 +51,7 @@ impl Default for RoomsConfig {
                 SupportRoom { key: "speakers".into(), name: "Speakers' lounge".into(), topic: None, public: false },
                 SupportRoom { key: "info".into(), name: "Info desk".into(), topic: None, public: true },
             ],
+            parent_links: ParentLinks::default(),
         }
     }
 }

@@ -10,11 +10,14 @@ pub mod desired;
 pub mod managed;
 pub mod members;
 pub mod naming;
+mod order;
 pub mod state;
 mod topics;
 pub mod widgets;
 
-use crate::config::Config;
+pub use order::names_its_space;
+
+use crate::config::{Config, ParentLinks};
 use naming::render;
 use crate::schedule::model::{Conference, Talk, TrackKind, slugify};
 
@@ -82,6 +85,8 @@ pub struct Plan {
     pub server_name: String,
     pub rooms: Vec<PlannedRoom>,
     pub warnings: Vec<String>,
+    /// Which rooms name their space (`rooms.parent_links`).
+    pub parent_links: ParentLinks,
 }
 
 /// The talk room of talk `t1` with these members, for tests elsewhere in the crate.
@@ -106,24 +111,6 @@ pub(crate) fn talk_room_fixture(members: Vec<members::PlannedMember>) -> Planned
 impl Plan {
     pub fn count(&self, kind: ObjectKind) -> usize {
         self.rooms.iter().filter(|r| r.kind == kind).count()
-    }
-
-    /// Each planned room's distance from the root, by key.
-    pub fn depths(&self) -> HashMap<&str, usize> {
-        let parents: HashMap<&str, Option<&str>> = self.rooms.iter().map(|r| (r.key.as_str(), r.parent.as_deref())).collect();
-        self.rooms
-            .iter()
-            .map(|r| {
-                let mut d = 0;
-                let mut parent = r.parent.as_deref();
-                // Bounded: a plan is at most a few levels deep; a cycle would be a planning bug, not a hang.
-                while let Some(p) = parent.filter(|_| d <= 16) {
-                    d += 1;
-                    parent = parents.get(p).copied().flatten();
-                }
-                (r.key.as_str(), d)
-            })
-            .collect()
     }
 
     pub fn children<'a>(&'a self, parent: &'a str) -> impl Iterator<Item = &'a PlannedRoom> + 'a {
@@ -394,7 +381,7 @@ pub fn plan(conf: &Conference, config: &Config) -> Plan {
     if untracked > 0 {
         warnings.push(format!("{untracked} talk(s) have neither track nor room and get no room"));
     }
-    Plan { conference: cid.to_string(), server_name: server.to_string(), rooms, warnings }
+    Plan { conference: cid.to_string(), server_name: server.to_string(), rooms, warnings, parent_links: config.rooms.parent_links }
 }
 
 /// The plan as an indented tree for a person to read.

@@ -2,8 +2,9 @@
 //! room should carry is decided in `plan::desired`; the phases here only observe and send:
 //!
 //! 1. `locate`: find every planned room by its alias and check its locator.
-//! 2. build, top-down so parents have ids before their children: `create` what is missing (with everything in
-//!    `createRoom`, linked into its space right away), `update` what exists.
+//! 2. build, in creation order (a space after the rooms it lists from its creation on, a room that names its space
+//!    after the space): `create` what is missing (with everything known in `createRoom`, a room that names an
+//!    existing space linked into it right away), `update` what exists.
 //! 3. `spaces`: each space's links follow the plan; `retire` rooms the plan no longer holds (kept, marked
 //!    cancelled, taken out of the space; never deleted).
 //! 4. `members`: invites and withdrawals, e-mail invites (`email`), then each room's managed record.
@@ -146,6 +147,7 @@ pub fn settings(hs: &Homeserver, plan: &Plan, opts: &Options, moment: &Moment) -
         email_invites: opts.identity_server.is_some(),
         members_only: opts.scope == Scope::Members,
         moment: moment.clone(),
+        parent_links: plan.parent_links,
     }
 }
 
@@ -162,7 +164,9 @@ async fn locate_all(hs: &Homeserver, plan: &Plan, opts: &Options, progress: &mut
     found
 }
 
-/// Creates or updates every planned room, level by level from the root.
+/// Creates or updates every planned room, level by level in creation order ([`Plan::creation_levels`]): a room
+/// that names its space after the space, a space after the rooms that do not name it, so each `createRoom` carries
+/// every link whose other end exists.
 #[instrument(skip_all)]
 #[allow(clippy::too_many_arguments)]
 async fn build(
@@ -175,20 +179,30 @@ async fn build(
     run: &mut Run,
     progress: &mut report::Progress,
 ) {
-    let depth = plan.depths();
-    let max_depth = depth.values().copied().max().unwrap_or(0);
-    for level in 0..=max_depth {
+    let levels = plan.creation_levels();
+    let max_level = levels.values().copied().max().unwrap_or(0);
+    // Rooms that exist already, by key: a room whose space comes later in the build still knows the space's id.
+    let located: HashMap<String, String> =
+        found.iter().filter_map(|(k, f)| Some((k.clone(), f.as_ref().ok()?.as_ref()?.room_id.clone()))).collect();
+    for level in 0..=max_level {
         let rooms: Vec<(&PlannedRoom, locate::Found)> = plan
             .rooms
             .iter()
-            .filter(|r| depth.get(r.key.as_str()) == Some(&level))
+            .filter(|r| levels.get(r.key.as_str()) == Some(&level))
             .map(|r| (r, found.remove(&r.key).unwrap_or(Ok(None))))
             .collect();
         let (done, linked) = {
-            let earlier = &run.rooms;
+            let (earlier, ids, located) = (&run.rooms, &run.ids, &located);
             let built = super::fanout::fan_out(rooms, opts.concurrency, |(room, f)| {
-                let parent = room.parent.as_deref().and_then(|p| earlier.get(p).map(|r| (p, r)));
-                build_room(hs, room, f, parent, s, opts, links)
+                let key = room.parent.as_deref();
+                let parent = key.filter(|_| plan.carries_parent_link(room)).and_then(|p| earlier.get(p).map(|r| (p, r)));
+                let parent_id = key.and_then(|p| ids.get(p).or_else(|| located.get(p))).map(String::as_str);
+                let children: Vec<(&PlannedRoom, &str)> = plan
+                    .children(&room.key)
+                    .filter(|c| !plan.carries_parent_link(c))
+                    .filter_map(|c| Some((c, ids.get(&c.key)?.as_str())))
+                    .collect();
+                build_room(hs, room, f, Family { parent, parent_id, children }, s, opts, links)
             });
             build_and_link(hs, built, opts.concurrency, progress).await
         };
@@ -210,6 +224,16 @@ async fn build(
             run.reports.insert(b.report.key.clone(), b.report);
         }
     }
+}
+
+/// A room's relations as the build knows them when it comes to the room.
+pub struct Family<'a> {
+    /// Its space, when the room names it and the space was found or made earlier in this run (key and room).
+    pub parent: Option<(&'a str, &'a Room)>,
+    /// Its space's id, when the space exists (made earlier in this run, or found).
+    pub parent_id: Option<&'a str>,
+    /// The rooms a space lists from its creation on: made or found earlier in this run, not naming it.
+    pub children: Vec<(&'a PlannedRoom, &'a str)>,
 }
 
 /// Drives one level's builds and, alongside them, the links of rooms made into their spaces (at most `limit` links
@@ -251,22 +275,14 @@ async fn build_and_link(
 }
 
 /// One room: created when missing, updated when found, reported when it cannot be used.
-async fn build_room(
-    hs: &Homeserver,
-    room: &PlannedRoom,
-    found: locate::Found,
-    parent: Option<(&str, &Room)>,
-    s: &Settings,
-    opts: &Options,
-    links: &Links,
-) -> Built {
+async fn build_room(hs: &Homeserver, room: &PlannedRoom, found: locate::Found, family: Family<'_>, s: &Settings, opts: &Options, links: &Links) -> Built {
     let unusable = |status| Built { report: ObjectReport::of(room, None, status), room: None, link: None };
     match found {
         Err(status) => unusable(status),
-        Ok(Some(l)) => update::update(hs, room, l, s, parent.map(|(_, p)| p.id.as_str()), links, opts.dry_run).await,
+        Ok(Some(l)) => update::update(hs, room, l, s, family.parent_id, links, opts.dry_run).await,
         Ok(None) if s.members_only => unusable(Status::failed(format!("{} does not exist yet; run `stagehand apply` first", room.alias))),
         Ok(None) if opts.dry_run => unusable(Status::Create),
-        Ok(None) => create::create(hs, room, s, links, parent).await,
+        Ok(None) => create::create(hs, room, s, links, family).await,
     }
 }
 

@@ -10,7 +10,8 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::PlannedRoom;
+use super::{PlannedRoom, names_its_space};
+use crate::config::ParentLinks;
 use super::managed::{self, Links, Managed};
 use super::state::{self, LOCATOR, MANAGED, StateItem, StateMap};
 use super::widgets::{self, WidgetContext};
@@ -40,6 +41,8 @@ pub struct Settings {
     pub members_only: bool,
     /// What the live timeline has done by now (talk rooms opened, the live talk suggested and maximised).
     pub moment: moment::Moment,
+    /// Which rooms name their space (the plan's `parent_links`).
+    pub parent_links: ParentLinks,
 }
 
 /// One state event to write and the content it replaces (for the report).
@@ -89,10 +92,10 @@ pub fn change(state: &StateMap, item: StateItem) -> Option<Change> {
 }
 
 /// Everything a room should carry but its power levels and space children: name, topic, rules, locator, the
-/// managed record, its parent link and its widgets.
+/// managed record, its parent link (when it names its space) and its widgets.
 fn room_items(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>) -> Vec<StateItem> {
     let mut items = state::room_state(&s.conference, room);
-    if let Some(p) = parent_id {
+    if let Some(p) = parent_id.filter(|_| names_its_space(s.parent_links, room.kind)) {
         items.push(state::parent_event(p, &s.server_name));
     }
     if let Some(ctx) = &s.widgets {
@@ -102,11 +105,14 @@ fn room_items(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>) -> Vec<
     items
 }
 
-/// A new room: everything known at creation goes into `createRoom`.
-pub fn creation(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>, links: &Links) -> Creation {
+/// A new room: everything known at creation goes into `createRoom`, a space's links to the rooms made before it
+/// (`children`: planned room and room id) included.
+pub fn creation(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>, children: &[(&PlannedRoom, &str)], links: &Links) -> Creation {
     let linked = managed::linked(room, links);
+    let mut initial_state = room_items(&linked, s, parent_id);
+    initial_state.extend(children.iter().map(|(child, id)| spaces::child_link(child, id, s)));
     let mut out = Creation {
-        initial_state: room_items(&linked, s, parent_id),
+        initial_state,
         power_levels: power::planned(&linked, &s.room_version, s),
         members: members::RoomMembers::default(),
     };
@@ -194,6 +200,7 @@ pub(crate) mod fixtures {
             email_invites: false,
             members_only: false,
             moment: moment::Moment::default(),
+            parent_links: ParentLinks::All,
         }
     }
 
@@ -205,7 +212,7 @@ pub(crate) mod fixtures {
 
     /// The state of a room created from this plan, as the server would show it (with its version).
     pub fn built(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>) -> StateMap {
-        let mut state = created_state(&creation(room, s, parent_id, &Links::new()));
+        let mut state = created_state(&creation(room, s, parent_id, &[], &Links::new()));
         state.insert(("m.room.create".into(), String::new()), serde_json::json!({"room_version": s.room_version}));
         state
     }
@@ -218,7 +225,7 @@ mod tests {
     use super::fixtures::*;
     use super::*;
     use crate::plan::members::fixture;
-    use crate::plan::talk_room_fixture;
+    use crate::plan::{ObjectKind, talk_room_fixture};
     use crate::schedule::model::Role;
 
     fn observe(state: &StateMap) -> Managed {
@@ -239,7 +246,7 @@ mod tests {
     #[test]
     fn a_new_room_carries_everything_in_create_room_and_invites_its_people() {
         let room = talk_room_fixture(vec![fixture("Ann", Role::Speaker, &["@ann:x"], &[]), fixture("Eve", Role::Host, &[], &["eve@x.org"])]);
-        let c = creation(&room, &with_widgets(false), Some("!space"), &Links::new());
+        let c = creation(&room, &with_widgets(false), Some("!space"), &[], &Links::new());
         let types: Vec<&str> = c.initial_state.iter().map(|i| i.event_type.as_str()).collect();
         for t in ["m.room.name", "m.room.topic", "m.room.join_rules", LOCATOR, MANAGED, "m.space.parent", widgets::WIDGET, widgets::LAYOUT] {
             assert!(types.contains(&t), "{t} missing from createRoom: {types:?}");
@@ -291,6 +298,42 @@ mod tests {
         assert!(kinds.iter().any(|(k, c)| *k == "!new" && c["canonical"] == true), "{kinds:?}");
         // The parent could not be found this run: nothing is unlinked.
         assert_eq!(room_changes(&room, seen, &s, None, &Links::new()), vec![]);
+    }
+
+    #[test]
+    fn by_default_rooms_in_a_space_do_not_name_it_subspaces_do_and_a_space_lists_the_rooms_made_before_it() {
+        let s = Settings { parent_links: ParentLinks::SpacesOnly, ..settings() };
+        let talk = PlannedRoom { parent: Some("space/a".into()), order: "10".into(), ..talk_room_fixture(Vec::new()) };
+        let types = |c: &Creation| c.initial_state.iter().map(|i| (i.event_type.clone(), i.state_key.clone())).collect::<Vec<_>>();
+        let c = creation(&talk, &s, Some("!space"), &[], &Links::new());
+        assert!(!types(&c).iter().any(|(t, _)| t == "m.space.parent"), "{:?}", types(&c));
+        let space = PlannedRoom { kind: ObjectKind::Subspace, key: "space/a".into(), parent: Some("root".into()), ..talk_room_fixture(Vec::new()) };
+        let c = creation(&space, &s, Some("!root"), &[(&talk, "!talk")], &Links::new());
+        let parent = c.initial_state.iter().find(|i| i.event_type == "m.space.parent").expect("a subspace names the root");
+        assert_eq!((parent.state_key.as_str(), &parent.content), ("!root", &json!({"via": ["x"], "canonical": true})));
+        let child = c.initial_state.iter().find(|i| i.event_type == "m.space.child").expect("the space lists its room");
+        assert_eq!((child.state_key.as_str(), &child.content), ("!talk", &json!({"via": ["x"], "order": "10"})));
+        // Built like that, neither needs anything on a rerun.
+        for (room, parent_id) in [(&talk, "!space"), (&space, "!root")] {
+            let state = built(room, &s, Some(parent_id));
+            let managed = observe(&state);
+            assert_eq!(room_changes(room, Observed { state: &state, managed: &managed }, &s, Some(parent_id), &Links::new()), vec![]);
+        }
+    }
+
+    #[test]
+    fn a_room_that_does_not_name_its_space_loses_stale_parent_links_and_keeps_one_to_its_space() {
+        let room = PlannedRoom { parent: Some("space/a".into()), ..talk_room_fixture(Vec::new()) };
+        // Built when every room named its space, then the talk moved from !old to !space, and the policy changed.
+        let mut state = built(&room, &settings(), Some("!old"));
+        state.insert(("m.space.parent".into(), "!space".into()), json!({"via": ["x"], "canonical": true}));
+        let managed = observe(&state);
+        let s = Settings { parent_links: ParentLinks::SpacesOnly, ..settings() };
+        let changes = room_changes(&room, Observed { state: &state, managed: &managed }, &s, Some("!space"), &Links::new());
+        let sent: Vec<(&str, &str, &Value)> = changes.iter().map(|c| (c.item.event_type.as_str(), c.item.state_key.as_str(), &c.item.content)).collect();
+        assert_eq!(sent, vec![("m.space.parent", "!old", &json!({}))]);
+        // The space not found this run: nothing is unlinked.
+        assert_eq!(room_changes(&room, Observed { state: &state, managed: &managed }, &s, None, &Links::new()), vec![]);
     }
 
     #[test]

@@ -111,7 +111,7 @@ mod tests {
     use crate::plan::talk_room_fixture;
 
     fn plan_of(rooms: Vec<PlannedRoom>) -> Plan {
-        Plan { conference: "c".into(), server_name: "x".into(), rooms, warnings: Vec::new() }
+        Plan { conference: "c".into(), server_name: "x".into(), rooms, warnings: Vec::new(), parent_links: Default::default() }
     }
 
     fn space() -> PlannedRoom {
