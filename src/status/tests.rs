@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::*;
 use crate::matrix::attendance::RoomSeen;
 use crate::timeline::fixtures;
-use crate::timeline::{TimelineOptions, timeline};
+use crate::timeline::{RunnerStatus, TimelineOptions, timeline};
 
 fn brussels(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     chrono_tz::Europe::Brussels.with_ymd_and_hms(2026, 3, 14, h, m, s).unwrap().to_utc()
