@@ -199,7 +199,7 @@ impl Manager<'_> {
                 Some(a) => {
                     let txn = format!("{}.replay.{:016x}", a.txn_id(), stable_hash(command_event.bytes()));
                     match self.sender.perform(&a, &txn).await {
-                        Ok(event) => (format!("Sent again: {} of talk {} ({event}).", a.kind.slug(), a.talk), None),
+                        Ok(sent) => (format!("Sent again: {} of talk {} ({}).", a.kind.slug(), a.talk, sent.event), None),
                         Err(e) => (format!("Could not send it again: {e}"), None),
                     }
                 }

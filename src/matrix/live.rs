@@ -20,7 +20,9 @@ use crate::plan::state::{self, LOCATOR, StateMap};
 use crate::plan::{Plan, PlannedRoom};
 use crate::qa::Qa;
 use crate::timeline::text::{self, Asked};
-use crate::timeline::{Action, Clock, Effect, Invitee, LiveState, Message, Priority, SendError, Sender as TimelineSender, state_at};
+use crate::timeline::{
+    Action, Clock, Effect, Invitee, LiveState, Message, Priority, SendError, Sender as TimelineSender, Sent, state_at,
+};
 
 /// A notice for a room: plain text, the same as HTML (everything from the schedule escaped by the caller), and
 /// the Matrix IDs it mentions.
@@ -88,11 +90,13 @@ impl Live {
         Ok(id)
     }
 
-    /// Posts a notice in a planned room. Returns the event id.
+    /// Posts a notice in a planned room: its event id, and when the request went out.
     #[instrument(skip(self, notice), fields(room = key))]
-    pub async fn post(&self, key: &str, txn_id: &str, notice: &Notice, urgent: bool) -> Result<String, MatrixError> {
+    pub async fn post(&self, key: &str, txn_id: &str, notice: &Notice, urgent: bool) -> Result<Sent, MatrixError> {
         let room_id = self.room_id(key).await?;
-        self.hs.send_message(&room_id, txn_id, "m.room.message", &notice.content(), urgent).await
+        let requested = tokio::time::Instant::now();
+        let event = self.hs.send_message(&room_id, txn_id, "m.room.message", &notice.content(), urgent).await?;
+        Ok(Sent::event(event, requested))
     }
 
     /// Who has joined a planned room now.
@@ -109,20 +113,20 @@ impl Live {
     /// Brings one planned room, and its link in its space, to the desired state at `moment`. Returns the ids of the
     /// state events sent (none when the room already is as it should be).
     pub async fn converge(&self, key: &str, moment: &Moment) -> Result<Vec<String>, MatrixError> {
-        self.converge_parts(key, Parts::Both, || moment.clone()).await
+        Ok(self.converge_parts(key, Parts::Both, || moment.clone()).await?.ids)
     }
 
     /// [`Self::converge`] to the moment `now` gives once the room is this caller's: of two converges of one room,
     /// the later never writes an older moment over a newer one.
     pub async fn converge_at(&self, key: &str, now: impl FnOnce() -> Moment) -> Result<Vec<String>, MatrixError> {
-        self.converge_parts(key, Parts::Both, now).await
+        Ok(self.converge_parts(key, Parts::Both, now).await?.ids)
     }
 
     /// [`Self::converge_at`] of the room's own state, of its link in its space, or of both. At a go-live the call's
     /// layout is the room's own (dozens of talk rooms, written in parallel) and `suggested` is the link (all in one
     /// space, whose writes the homeserver takes one by one): each action writes only its part.
     #[instrument(skip(self, now), fields(room = key))]
-    pub async fn converge_parts(&self, key: &str, parts: Parts, now: impl FnOnce() -> Moment) -> Result<Vec<String>, MatrixError> {
+    pub async fn converge_parts(&self, key: &str, parts: Parts, now: impl FnOnce() -> Moment) -> Result<Converged, MatrixError> {
         let room = self.planned(key)?;
         let lock = self.busy.lock().await.entry(format!("{key}|{parts:?}")).or_default().clone();
         let _one_at_a_time = lock.lock().await;
@@ -136,7 +140,7 @@ impl Live {
             let room_id = self.room_id(key).await?;
             return match parent_id {
                 Some(space_id) => self.converge_link(room, &room_id, &space_id, &s).await,
-                None => Ok(Vec::new()),
+                None => Ok(Converged::default()),
             };
         }
         // The room's own state (small), and of its space only the one link: a space of a thousand talk rooms is
@@ -154,15 +158,18 @@ impl Live {
         // People known by e-mail who took their invite up here keep their power: their links are on record here.
         let links = managed::links(std::iter::once((&managed, &taken)));
         let changes = desired::room_changes(room, seen, &s, parent_id.as_deref(), &links);
-        let mut sent = send_ids(&self.hs, &room_id, &changes, false).await?;
+        let requested = (!changes.is_empty()).then(tokio::time::Instant::now);
+        let mut done = Converged { ids: send_ids(&self.hs, &room_id, &changes, false).await?, requested };
         if let (Some(space_id), Parts::Both) = (parent_id, parts) {
-            sent.extend(self.converge_link(room, &room_id, &space_id, &s).await?);
+            let link = self.converge_link(room, &room_id, &space_id, &s).await?;
+            done.ids.extend(link.ids);
+            done.requested = done.requested.or(link.requested);
         }
-        Ok(sent)
+        Ok(done)
     }
 
     /// The room's `m.space.child` link in its space, read alone and written when it differs.
-    async fn converge_link(&self, room: &PlannedRoom, room_id: &str, space_id: &str, s: &Settings) -> Result<Vec<String>, MatrixError> {
+    async fn converge_link(&self, room: &PlannedRoom, room_id: &str, space_id: &str, s: &Settings) -> Result<Converged, MatrixError> {
         let link = spaces::child_link(room, room_id, s);
         let current = self.hs.state_event(space_id, &link.event_type, &link.state_key).await?;
         let mut space = StateMap::new();
@@ -170,10 +177,21 @@ impl Live {
             space.insert((link.event_type.clone(), link.state_key.clone()), c);
         }
         match desired::change(&space, link) {
-            Some(link) => send_ids(&self.hs, space_id, std::slice::from_ref(&link), false).await,
-            None => Ok(Vec::new()),
+            Some(link) => {
+                let requested = Some(tokio::time::Instant::now());
+                Ok(Converged { ids: send_ids(&self.hs, space_id, std::slice::from_ref(&link), false).await?, requested })
+            }
+            None => Ok(Converged::default()),
         }
     }
+}
+
+/// What a converge wrote: the ids of the state events sent (none when the room already was as it should be), and
+/// when the first write went out.
+#[derive(Debug, Clone, Default)]
+pub struct Converged {
+    pub ids: Vec<String>,
+    pub requested: Option<tokio::time::Instant>,
 }
 
 /// Which part of a planned room a converge brings to the desired state.
@@ -237,9 +255,12 @@ impl Sender {
         moment(&state_at(&actions, self.clock.now()), &self.opened.0, &self.opened.1)
     }
 
-    async fn converge(&self, key: &str, parts: Parts) -> Result<String, SendError> {
-        let ids = self.live()?.converge_parts(key, parts, || self.now()).await.map_err(classify)?;
-        Ok(ids.last().cloned().unwrap_or_else(|| "unchanged".into()))
+    async fn converge(&self, key: &str, parts: Parts) -> Result<Sent, SendError> {
+        let done = self.live()?.converge_parts(key, parts, || self.now()).await.map_err(classify)?;
+        Ok(match (done.ids.last(), done.requested) {
+            (Some(id), Some(at)) => Sent::event(id.clone(), at),
+            _ => Sent::nothing("unchanged"),
+        })
     }
 }
 
@@ -257,7 +278,7 @@ fn notice(m: &Message) -> Notice {
 }
 
 impl TimelineSender for Sender {
-    async fn perform(&self, action: &Action, txn_id: &str) -> Result<String, SendError> {
+    async fn perform(&self, action: &Action, txn_id: &str) -> Result<Sent, SendError> {
         let urgent = action.priority == Priority::Critical;
         let txn = format!("{}{txn_id}", self.txn_prefix);
         match &action.effect {
@@ -271,7 +292,7 @@ impl TimelineSender for Sender {
             Effect::Layout { room, .. } | Effect::Open { room } => self.converge(room, Parts::Room).await,
             Effect::Suggested { child, .. } => self.converge(child, Parts::Link).await,
             Effect::Questions { room, talk, title, top } => {
-                let Some(qa) = &self.questions else { return Ok("no questions: Q&A is off".into()) };
+                let Some(qa) = &self.questions else { return Ok(Sent::nothing("no questions: Q&A is off")) };
                 let board = qa.board(talk);
                 let open = board.questions.iter().filter(|q| !q.answered);
                 let list: Vec<Asked> = open
@@ -280,7 +301,7 @@ impl TimelineSender for Sender {
                     .collect();
                 match text::questions(title, &list, top.is_none()) {
                     Some(m) => self.live()?.post(room, &txn, &notice(&m), urgent).await.map_err(classify),
-                    None => Ok("no questions".into()),
+                    None => Ok(Sent::nothing("no questions")),
                 }
             }
         }
