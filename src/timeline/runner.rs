@@ -302,7 +302,7 @@ impl<S: Sender> Runner<S> {
         let late = (now - action.instant).num_seconds();
         info!(late_s = late, id = %action.id, "skipped: {why}");
         self.metrics.action(action.kind, ActionOutcome::Skipped);
-        match self.store.finish(action, RecordState::Skipped, None, Some(why.to_string()), now).await {
+        match self.store.finish(action, RecordState::Skipped, None, Some(why.to_string()), now, SendTimes::default()).await {
             Ok(()) => Outcome::Done(RecordState::Skipped),
             Err(e) => {
                 warn!(error = %e, "cannot record a skipped action");
@@ -413,7 +413,7 @@ impl<S: Sender> Fire<S> {
                 }
             }
             let times = SendTimes { started: Some(start), requested };
-            return match self.store.finish_send(&action, state, event, detail, now, times).await {
+            return match self.store.finish(&action, state, event, detail, now, times).await {
                 Ok(()) => Outcome::Done(state),
                 Err(e) => {
                     warn!(error = %e, "cannot record how the action ended: it stays `sending` and is resent (deduplicated) by the next run");

@@ -383,7 +383,7 @@ async fn an_action_recorded_skipped_meanwhile_is_not_sent_once_the_list_is_nudge
     tokio::spawn(async move {
         at(&clock, at_skip).await;
         // What an organiser's `skip` does: the record, then the runner told to look again.
-        skip_store.finish(&skipped, RecordState::Skipped, None, Some("skipped by an organiser".into()), at_skip).await.unwrap();
+        skip_store.finish(&skipped, RecordState::Skipped, None, Some("skipped by an organiser".into()), at_skip, SendTimes::default()).await.unwrap();
         tx.send_modify(|_| {});
         std::future::pending::<()>().await;
     });

@@ -306,20 +306,9 @@ impl Store {
         .await
     }
 
-    /// Records how an action ended: `Sent` with its event id, `Skipped` or `Failed` with the reason.
+    /// Records how an action ended: `Sent` with its event id, `Skipped` or `Failed` with the reason; for an action
+    /// that was sent (or tried), when its send began and its request went out (else `SendTimes::default()`).
     pub async fn finish(
-        &self,
-        action: &Action,
-        state: RecordState,
-        event_id: Option<String>,
-        detail: Option<String>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.finish_send(action, state, event_id, detail, at, SendTimes::default()).await
-    }
-
-    /// [`Store::finish`] of an action that was sent (or tried), with when its send began and its request went out.
-    pub async fn finish_send(
         &self,
         action: &Action,
         state: RecordState,
@@ -354,18 +343,23 @@ mod tests {
     use crate::timeline::fixtures;
     use crate::timeline::{TimelineOptions, timeline};
 
+    /// A folder, a store file's path in it (not created) and the small conference's actions.
+    fn setup(file: &str) -> (tempfile::TempDir, PathBuf, Vec<Action>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file);
+        let (conf, plan) = fixtures::small();
+        (dir, path, timeline(&conf, &plan, &TimelineOptions::default()))
+    }
+
     #[tokio::test]
     async fn rows_survive_reopening_and_a_resend_counts_its_attempt() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state/stagehand.sqlite");
-        let (conf, plan) = fixtures::small();
-        let actions = timeline(&conf, &plan, &TimelineOptions::default());
+        let (_dir, path, actions) = setup("state/stagehand.sqlite");
         let (a, b) = (&actions[0], &actions[1]);
         let t = a.instant;
         {
             let store = Store::open(&path).unwrap();
             store.begin(a, t).await.unwrap();
-            store.finish(a, RecordState::Sent, Some("$e1".into()), None, t).await.unwrap();
+            store.finish(a, RecordState::Sent, Some("$e1".into()), None, t, SendTimes::default()).await.unwrap();
             store.begin(b, t).await.unwrap();
         }
         let store = Store::open(&path).unwrap();
@@ -394,10 +388,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_version_1_file_is_migrated_once_keeping_its_rows_and_then_records_send_times() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.sqlite");
-        let (conf, plan) = fixtures::small();
-        let actions = timeline(&conf, &plan, &TimelineOptions::default());
+        let (_dir, path, actions) = setup("s.sqlite");
         let (a, b) = (&actions[0], &actions[1]);
         {
             // A file as Stagehand with schema version 1 left it: one action sent.
@@ -418,14 +409,13 @@ mod tests {
         let started = b.fire_at + chrono::Duration::milliseconds(40);
         let times = SendTimes { started: Some(started), requested: Some(started + chrono::Duration::milliseconds(15)) };
         store.begin(b, b.fire_at).await.unwrap();
-        store.finish_send(b, RecordState::Sent, Some("$new".into()), None, started, times).await.unwrap();
+        store.finish(b, RecordState::Sent, Some("$new".into()), None, started, times).await.unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
         let versions: Vec<i64> = store
             .call(|c| {
                 let mut stmt = c.prepare("SELECT version FROM schema_version")?;
-                let rows = stmt.query_map([], |r| r.get(0))?.collect();
-                rows
+                stmt.query_map([], |r| r.get(0))?.collect()
             })
             .await
             .unwrap();
