@@ -15,8 +15,9 @@
 //! - [`matrix`]: the only code that talks to the homeserver: the connection ([`matrix::client`]), the reconcile by
 //!   phase ([`matrix::reconcile`]: locate, create, update, spaces, retire, members, e-mail, report) over one bounded
 //!   fan-out ([`matrix::fanout`]), the identity server ([`matrix::identity`]), attendance, the live side the
-//!   timeline's runner sends through ([`matrix::live`]), and the event intake ([`matrix::intake`]: a filtered
-//!   `/sync` or an application service's pushed transactions, behind one inbox);
+//!   timeline's runner sends through ([`matrix::live`], reading rooms ahead of their actions: [`matrix::prefetch`]),
+//!   and the event intake ([`matrix::intake`]: a filtered `/sync` or an application service's pushed transactions,
+//!   behind one inbox);
 //! - [`metrics`]: the Prometheus registry (`/metrics`) and its typed recording methods: homeserver requests, timeline
 //!   actions and lateness, invites, planned rooms, Q&A;
 //! - [`qa`]: the audience's questions and upvotes per talk, moderation and ranking, kept in the day's store;

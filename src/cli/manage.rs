@@ -18,7 +18,7 @@ use stagehand::matrix::reconcile::{Options, Scope, reconcile_at};
 use stagehand::plan::Plan;
 use stagehand::qa::facts::Power;
 use stagehand::schedule::model::stable_hash;
-use stagehand::timeline::{Action, Clock, RecordState, Sender as _, Store};
+use stagehand::timeline::{Action, Clock, RecordState, SendTimes, Sender as _, Store};
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::build::moment_of;
@@ -184,7 +184,7 @@ impl Manager<'_> {
             Command::Skip(id) => match self.action(id) {
                 Some(a) => {
                     let detail = format!("skipped by an organiser's command {command_event}");
-                    match self.store.finish(&a, RecordState::Skipped, None, Some(detail), self.clock.now()).await {
+                    match self.store.finish(&a, RecordState::Skipped, None, Some(detail), self.clock.now(), SendTimes::default()).await {
                         Ok(()) => {
                             // The runner reads the store again when its list changes: it will not send it.
                             self.actions.send_modify(|_| {});
@@ -199,7 +199,7 @@ impl Manager<'_> {
                 Some(a) => {
                     let txn = format!("{}.replay.{:016x}", a.txn_id(), stable_hash(command_event.bytes()));
                     match self.sender.perform(&a, &txn).await {
-                        Ok(event) => (format!("Sent again: {} of talk {} ({event}).", a.kind.slug(), a.talk), None),
+                        Ok(sent) => (format!("Sent again: {} of talk {} ({}).", a.kind.slug(), a.talk, sent.event), None),
                         Err(e) => (format!("Could not send it again: {e}"), None),
                     }
                 }

@@ -233,7 +233,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("stopping: recording what fired");
         let _ = stop_tx.send(true);
     };
-    let (summary, (), (), (), ()) = tokio::join!(runner, refresher, signals, managing, reporting);
+    let reading = sender.read_ahead(stop_rx.clone());
+    let (summary, (), (), (), (), ()) = tokio::join!(runner, refresher, signals, managing, reporting, reading);
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => eprintln!("error: the web pages stopped: {e}"),
@@ -335,6 +336,7 @@ async fn refresh_loop(
         _ = converge_rooms(run, &current) => {},
         _ = stop.wait_for(|s| *s) => return,
     }
+    sender.reread_rooms();
     follow(run, listening, &current).await;
     loop {
         let next: Option<DateTime<Utc>> = cron.upcoming(Utc).next();
@@ -364,6 +366,8 @@ async fn refresh_loop(
             problems.notice(text);
         }
         let fresh = prepare(run, parsed.conference);
+        // What the reconcile writes is read again by the timeline's converges (the plan's change clears the rest).
+        sender.reread_rooms();
         tokio::select! {
             _ = converge_rooms(run, &fresh) => {},
             _ = stop.wait_for(|s| *s) => return,

@@ -7,5 +7,6 @@ pub mod fanout;
 pub mod identity;
 pub mod intake;
 pub mod live;
+pub mod prefetch;
 pub mod reconcile;
 pub mod session;

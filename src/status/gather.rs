@@ -306,7 +306,7 @@ mod tests {
         let actions = Arc::new(timeline(&conf, &plan, &TimelineOptions::default()));
         let first = &actions[0];
         store.begin(first, first.fire_at).await.unwrap();
-        store.finish(first, RecordState::Failed, None, Some("M_FORBIDDEN".into()), first.fire_at).await.unwrap();
+        store.finish(first, RecordState::Failed, None, Some("M_FORBIDDEN".into()), first.fire_at, Default::default()).await.unwrap();
         let (_runner_tx, runner) = watch::channel(RunnerStatus { alive: true, ..RunnerStatus::default() });
         let running = Running {
             source: "small.yaml".into(),

@@ -27,6 +27,10 @@ fn record(a: &Action, state: RecordState, detail: Option<&str>, updated: DateTim
         event_id: None,
         detail: detail.map(str::to_string),
         updated_at: updated.to_rfc3339(),
+        priority: None,
+        fire_at: Some(a.fire_at.to_rfc3339()),
+        started_at: None,
+        requested_at: None,
     }
 }
 

@@ -27,6 +27,6 @@ pub(crate) mod fixtures;
 pub use actions::{Action, ActionKind, Effect, LiveState, Priority, go_live, moved_notices, state_at, timeline};
 pub use clock::Clock;
 pub use options::{RetryOptions, Step, TimelineOptions};
-pub use runner::{RunSummary, Runner, RunnerError, RunnerStatus, SendError, Sender};
-pub use store::{Record, RecordState, Store, StoreError};
+pub use runner::{RunSummary, Runner, RunnerError, RunnerStatus, SendError, Sent, Sender};
+pub use store::{Record, RecordState, SendTimes, Store, StoreError};
 pub use text::{Invitee, Message, Roll, RollPlace};

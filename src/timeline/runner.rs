@@ -17,7 +17,7 @@ use tracing::{info, instrument, warn};
 use super::actions::{Action, Priority, seconds};
 use super::clock::Clock;
 use super::options::RetryOptions;
-use super::store::{RecordState, Store, StoreError};
+use super::store::{RecordState, SendTimes, Store, StoreError};
 use crate::metrics::{self, ActionOutcome, Metrics};
 
 /// Why a send failed.
@@ -31,12 +31,34 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// What one send did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The id of the event that carries the action, or why there is none (`unchanged`, `no questions`).
+    pub event: String,
+    /// When the request that carries the action went out (none when nothing was written): what came before it is
+    /// the bot's part of the lateness, what comes after the homeserver's.
+    pub requested: Option<tokio::time::Instant>,
+}
+
+impl Sent {
+    /// An event written by a request that went out at `requested`.
+    pub fn event(event: String, requested: tokio::time::Instant) -> Sent {
+        Sent { event, requested: Some(requested) }
+    }
+
+    /// Nothing written, for the reason given.
+    pub fn nothing(why: &str) -> Sent {
+        Sent { event: why.to_string(), requested: None }
+    }
+}
+
 /// Performs one action against the homeserver. The Matrix implementation lives in the matrix layer.
 pub trait Sender: Send + Sync + 'static {
     /// Does what `action.effect` says and returns the id of the event it sent. A message must be sent with `txn_id`
     /// as its transaction id (`PUT /rooms/{id}/send/{type}/{txnId}`), so a send repeated after a crash is
     /// deduplicated by the homeserver. One attempt, bounded in time: the runner retries.
-    fn perform(&self, action: &Action, txn_id: &str) -> impl Future<Output = Result<String, SendError>> + Send;
+    fn perform(&self, action: &Action, txn_id: &str) -> impl Future<Output = Result<Sent, SendError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,7 +302,7 @@ impl<S: Sender> Runner<S> {
         let late = (now - action.instant).num_seconds();
         info!(late_s = late, id = %action.id, "skipped: {why}");
         self.metrics.action(action.kind, ActionOutcome::Skipped);
-        match self.store.finish(action, RecordState::Skipped, None, Some(why.to_string()), now).await {
+        match self.store.finish(action, RecordState::Skipped, None, Some(why.to_string()), now, SendTimes::default()).await {
             Ok(()) => Outcome::Done(RecordState::Skipped),
             Err(e) => {
                 warn!(error = %e, "cannot record a skipped action");
@@ -349,8 +371,12 @@ impl<S: Sender> Fire<S> {
                 warn!(error = %e, "cannot record the attempt before sending it: not sent");
                 return Outcome::StoreError;
             }
+            let mut requested = None;
             let (state, event, detail) = match self.sender.perform(&action, &txn).await {
-                Ok(event) => (RecordState::Sent, Some(event), None),
+                Ok(sent) => {
+                    requested = sent.requested.map(|at| self.clock.wall_at(at));
+                    (RecordState::Sent, Some(sent.event), None)
+                }
                 Err(SendError::Permanent(e)) => (RecordState::Failed, None, Some(e)),
                 Err(SendError::Transient(e)) => {
                     let retry_at = self.clock.now() + backoff;
@@ -370,7 +396,14 @@ impl<S: Sender> Fire<S> {
             let now = self.clock.now();
             match &detail {
                 None => {
-                    info!(event = event.as_deref().unwrap_or_default(), late_ms = (now - action.instant).num_milliseconds(), "sent");
+                    let ms = |t: DateTime<Utc>| (t - action.fire_at).num_milliseconds();
+                    info!(
+                        event = event.as_deref().unwrap_or_default(),
+                        late_ms = (now - action.instant).num_milliseconds(),
+                        started_ms = ms(start),
+                        requested_ms = requested.map(ms),
+                        "sent"
+                    );
                     self.metrics.action(action.kind, ActionOutcome::Sent);
                     self.metrics.action_lateness(action.priority, (now - action.fire_at).num_milliseconds() as f64 / 1000.0);
                 }
@@ -379,7 +412,8 @@ impl<S: Sender> Fire<S> {
                     self.metrics.action(action.kind, ActionOutcome::Failed);
                 }
             }
-            return match self.store.finish(&action, state, event, detail, now).await {
+            let times = SendTimes { started: Some(start), requested };
+            return match self.store.finish(&action, state, event, detail, now, times).await {
                 Ok(()) => Outcome::Done(state),
                 Err(e) => {
                     warn!(error = %e, "cannot record how the action ended: it stays `sending` and is resent (deduplicated) by the next run");

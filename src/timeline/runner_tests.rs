@@ -46,7 +46,7 @@ impl Fake {
 }
 
 impl Sender for Fake {
-    async fn perform(&self, action: &Action, txn_id: &str) -> Result<String, SendError> {
+    async fn perform(&self, action: &Action, txn_id: &str) -> Result<Sent, SendError> {
         let at = self.clock.now();
         self.calls.lock().unwrap().push(Call { id: action.id.clone(), txn: txn_id.to_string(), at });
         if self.hang.contains(&action.id) {
@@ -68,7 +68,8 @@ impl Sender for Fake {
         if fail {
             return Err(SendError::Transient("502".into()));
         }
-        Ok(format!("$event-{}", action.txn_id()))
+        // A slow send is a slow preparation: its request goes out at the end.
+        Ok(Sent::event(format!("$event-{}", action.txn_id()), tokio::time::Instant::now()))
     }
 }
 
@@ -267,6 +268,32 @@ async fn shutdown_waits_for_the_send_in_flight_and_records_what_fired() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_record_says_when_each_send_began_waiting_for_a_slot_and_when_its_request_went_out() {
+    let (conf, plan) = fixtures::small();
+    let list = timeline(&conf, &plan, &TimelineOptions::default());
+    let pick = |kind: ActionKind| list.iter().find(|a| a.talk == "async" && a.kind == kind).unwrap();
+    let (notice, maximise) = (pick(ActionKind::LiveNotice), pick(ActionKind::Maximise));
+    assert_eq!(notice.fire_at, maximise.fire_at, "both at the go-live, the notice first");
+    let clock = Clock::starting_at(list[0].fire_at - Duration::minutes(1));
+    let mut fake = Fake::new(clock);
+    fake.slow.insert(notice.id.clone(), std::time::Duration::from_secs(3));
+    let fake = Arc::new(fake);
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, rx) = watch::channel(Arc::new(list.clone()));
+    let one_slot = RetryOptions { max_in_flight: 1, ..RetryOptions::default() };
+    let runner = Runner::new(fake, store(&dir), clock, one_slot);
+    runner.run(rx, at(&clock, maximise.fire_at + Duration::seconds(10))).await.unwrap();
+    let rows = store(&dir).load().await.unwrap();
+    let when = |t: DateTime<Utc>| Some(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let go_live = notice.fire_at;
+    let (n, m) = (&rows[&notice.id], &rows[&maximise.id]);
+    assert_eq!((n.started_at.clone(), n.requested_at.clone()), (when(go_live), when(go_live + Duration::seconds(3))));
+    assert_eq!(m.started_at, when(go_live + Duration::seconds(3)), "waited for the one send slot");
+    assert_eq!(m.requested_at, m.started_at);
+    assert_eq!((m.priority.as_deref(), m.fire_at.clone()), (Some("critical"), when(go_live)));
+}
+
+#[tokio::test(start_paused = true)]
 async fn transient_failures_are_retried_with_the_same_txn_id_within_a_short_budget() {
     let (conf, plan) = fixtures::small();
     let list = timeline(&conf, &plan, &TimelineOptions::default());
@@ -356,7 +383,7 @@ async fn an_action_recorded_skipped_meanwhile_is_not_sent_once_the_list_is_nudge
     tokio::spawn(async move {
         at(&clock, at_skip).await;
         // What an organiser's `skip` does: the record, then the runner told to look again.
-        skip_store.finish(&skipped, RecordState::Skipped, None, Some("skipped by an organiser".into()), at_skip).await.unwrap();
+        skip_store.finish(&skipped, RecordState::Skipped, None, Some("skipped by an organiser".into()), at_skip, SendTimes::default()).await.unwrap();
         tx.send_modify(|_| {});
         std::future::pending::<()>().await;
     });

@@ -1,7 +1,8 @@
-//! The durable record of the timeline: one SQLite file (WAL), a schema version, and one row per action keyed by its id
-//! (talk, kind, instant). An action is recorded `sending` before it is sent, then `sent` (event id; `updated_at` is the
-//! send time), `skipped` (reason) or `failed` (terminal: not retried by a later run); a restart reads the rows back so
-//! it neither repeats nor loses an action. `synchronous = NORMAL`: a killed process loses nothing; a power cut may lose
+//! The durable record of the timeline: one SQLite file (WAL), a schema version (older files are migrated when opened),
+//! and one row per action keyed by its id (talk, kind, instant) with its priority and fire time. An action is recorded
+//! `sending` before it is sent, then `sent` (event id; `updated_at` is the send time; `started_at` when the send began,
+//! `requested_at` when the request carrying it went out), `skipped` (reason) or `failed` (terminal: not retried by a
+//! later run); a restart reads the rows back so it neither repeats nor loses an action. `synchronous = NORMAL`: a killed process loses nothing; a power cut may lose
 //! the last rows, and then the resend is harmless (messages carry the action's transaction id, state events are the
 //! same content). The blocking SQLite calls run on tokio's blocking pool, never on the runtime's workers.
 
@@ -10,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::actions::Action;
+use super::actions::{Action, Priority};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
+/// The tables as schema version 1 made them; [`MIGRATIONS`] take them to [`SCHEMA_VERSION`].
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS actions (
@@ -34,6 +36,19 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE INDEX IF NOT EXISTS actions_by_talk ON actions (talk);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
+
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1, "one migration per version after the first");
+
+/// `MIGRATIONS[n]` takes schema version `n + 1` to `n + 2`.
+const MIGRATIONS: [&str; 1] = [
+    // 2: each action's priority and fire time, and when its send began and its request went out (RFC 3339, the
+    // runner's clock), so the lateness of a send splits into the runner's part and the homeserver's. Rows of
+    // version 1 have none of them.
+    "ALTER TABLE actions ADD COLUMN priority TEXT;
+     ALTER TABLE actions ADD COLUMN fire_at TEXT;
+     ALTER TABLE actions ADD COLUMN started_at TEXT;
+     ALTER TABLE actions ADD COLUMN requested_at TEXT;",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +110,21 @@ pub struct Record {
     pub detail: Option<String>,
     /// When the row last changed (the runner's clock, RFC 3339).
     pub updated_at: String,
+    /// `critical` or `routine` (none in rows of schema version 1).
+    pub priority: Option<String>,
+    /// When the runner was to send it (RFC 3339).
+    pub fire_at: Option<String>,
+    /// When its send began (a send slot was free), for a sent or failed action.
+    pub started_at: Option<String>,
+    /// When the request that carries it went out, for a sent action that wrote something.
+    pub requested_at: Option<String>,
+}
+
+/// When a send began and when the request that carries the action went out, both on the runner's clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendTimes {
+    pub started: Option<DateTime<Utc>>,
+    pub requested: Option<DateTime<Utc>>,
 }
 
 /// The columns that identify an action's row.
@@ -105,6 +135,8 @@ struct Key {
     instant: String,
     room: String,
     txn: String,
+    priority: &'static str,
+    fire_at: String,
 }
 
 impl Key {
@@ -116,6 +148,11 @@ impl Key {
             instant: rfc3339(a.instant),
             room: a.room().to_string(),
             txn: a.txn_id(),
+            priority: match a.priority {
+                Priority::Critical => "critical",
+                Priority::Routine => "routine",
+            },
+            fire_at: rfc3339(a.fire_at),
         }
     }
 }
@@ -125,6 +162,33 @@ impl Key {
 pub struct Store {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+}
+
+/// Creates the tables (a new file) and brings them to [`SCHEMA_VERSION`], in one transaction that holds the file's
+/// write lock, so two processes opening an old file migrate it once. Returns the version found when it is newer than
+/// this Stagehand's (left as it is), else [`SCHEMA_VERSION`].
+fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(SCHEMA)?;
+    let found: Option<i64> = tx.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)).optional()?.flatten();
+    let mut version = match found {
+        Some(v) => v,
+        None => {
+            tx.execute("INSERT INTO schema_version (version) VALUES (1)", [])?;
+            1
+        }
+    };
+    if version > SCHEMA_VERSION {
+        return Ok(version);
+    }
+    while version < SCHEMA_VERSION {
+        let step = usize::try_from(version - 1).ok().and_then(|i| MIGRATIONS.get(i)).copied().unwrap_or_default();
+        tx.execute_batch(step)?;
+        version += 1;
+    }
+    tx.execute("UPDATE schema_version SET version = ?1", [version])?;
+    tx.commit()?;
+    Ok(version)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -139,21 +203,14 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder { path: dir.to_path_buf(), source })?;
         }
         let sql = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
-        let conn = Connection::open(path).map_err(sql)?;
+        let mut conn = Connection::open(path).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
-        conn.execute_batch(SCHEMA).map_err(sql)?;
-        let found: Option<i64> =
-            conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)).optional().map_err(sql)?.flatten();
-        match found {
-            None => {
-                conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION]).map_err(sql)?;
-            }
-            Some(SCHEMA_VERSION) => {}
-            Some(found) => return Err(StoreError::Version { path: path.to_path_buf(), found }),
+        match migrate(&mut conn).map_err(sql)? {
+            SCHEMA_VERSION => Ok(Store { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) }),
+            found => Err(StoreError::Version { path: path.to_path_buf(), found }),
         }
-        Ok(Store { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) })
     }
 
     pub fn path(&self) -> &Path {
@@ -181,7 +238,8 @@ impl Store {
     pub async fn load(&self) -> Result<HashMap<String, Record>, StoreError> {
         self.call(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, talk, kind, instant, room, txn_id, state, attempts, event_id, detail, updated_at FROM actions",
+                "SELECT id, talk, kind, instant, room, txn_id, state, attempts, event_id, detail, updated_at,
+                        priority, fire_at, started_at, requested_at FROM actions",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(Record {
@@ -196,6 +254,10 @@ impl Store {
                     event_id: r.get(8)?,
                     detail: r.get(9)?,
                     updated_at: r.get(10)?,
+                    priority: r.get(11)?,
+                    fire_at: r.get(12)?,
+                    started_at: r.get(13)?,
+                    requested_at: r.get(14)?,
                 })
             })?;
             rows.map(|r| r.map(|rec| (rec.id.clone(), rec))).collect()
@@ -230,12 +292,13 @@ impl Store {
             let tx = c.unchecked_transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', 1, ?7)
-                     ON CONFLICT (id) DO UPDATE SET state = 'sending', attempts = attempts + 1, updated_at = ?7",
+                    "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, updated_at, priority, fire_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', 1, ?7, ?8, ?9)
+                     ON CONFLICT (id) DO UPDATE SET state = 'sending', attempts = attempts + 1, updated_at = ?7,
+                        priority = ?8, fire_at = ?9",
                 )?;
                 for k in &rows {
-                    stmt.execute(params![k.id, k.talk, k.kind, k.instant, k.room, k.txn, at])?;
+                    stmt.execute(params![k.id, k.talk, k.kind, k.instant, k.room, k.txn, at, k.priority, k.fire_at])?;
                 }
             }
             tx.commit()
@@ -243,7 +306,8 @@ impl Store {
         .await
     }
 
-    /// Records how an action ended: `Sent` with its event id, `Skipped` or `Failed` with the reason.
+    /// Records how an action ended: `Sent` with its event id, `Skipped` or `Failed` with the reason; for an action
+    /// that was sent (or tried), when its send began and its request went out (else `SendTimes::default()`).
     pub async fn finish(
         &self,
         action: &Action,
@@ -251,14 +315,21 @@ impl Store {
         event_id: Option<String>,
         detail: Option<String>,
         at: DateTime<Utc>,
+        times: SendTimes,
     ) -> Result<(), StoreError> {
         let (k, at) = (Key::of(action), rfc3339(at));
+        let (started, requested) = (times.started.map(rfc3339), times.requested.map(rfc3339));
         self.call(move |c| {
             c.execute(
-                "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, event_id, detail, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10)
-                 ON CONFLICT (id) DO UPDATE SET state = ?7, event_id = ?8, detail = ?9, updated_at = ?10",
-                params![k.id, k.talk, k.kind, k.instant, k.room, k.txn, state.as_str(), event_id, detail, at],
+                "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, event_id, detail, updated_at,
+                                      priority, fire_at, started_at, requested_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (id) DO UPDATE SET state = ?7, event_id = ?8, detail = ?9, updated_at = ?10,
+                    priority = ?11, fire_at = ?12, started_at = ?13, requested_at = ?14",
+                params![
+                    k.id, k.talk, k.kind, k.instant, k.room, k.txn, state.as_str(), event_id, detail, at, k.priority, k.fire_at,
+                    started, requested
+                ],
             )
         })
         .await
@@ -272,18 +343,23 @@ mod tests {
     use crate::timeline::fixtures;
     use crate::timeline::{TimelineOptions, timeline};
 
+    /// A folder, a store file's path in it (not created) and the small conference's actions.
+    fn setup(file: &str) -> (tempfile::TempDir, PathBuf, Vec<Action>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file);
+        let (conf, plan) = fixtures::small();
+        (dir, path, timeline(&conf, &plan, &TimelineOptions::default()))
+    }
+
     #[tokio::test]
     async fn rows_survive_reopening_and_a_resend_counts_its_attempt() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state/stagehand.sqlite");
-        let (conf, plan) = fixtures::small();
-        let actions = timeline(&conf, &plan, &TimelineOptions::default());
+        let (_dir, path, actions) = setup("state/stagehand.sqlite");
         let (a, b) = (&actions[0], &actions[1]);
         let t = a.instant;
         {
             let store = Store::open(&path).unwrap();
             store.begin(a, t).await.unwrap();
-            store.finish(a, RecordState::Sent, Some("$e1".into()), None, t).await.unwrap();
+            store.finish(a, RecordState::Sent, Some("$e1".into()), None, t, SendTimes::default()).await.unwrap();
             store.begin(b, t).await.unwrap();
         }
         let store = Store::open(&path).unwrap();
@@ -308,6 +384,46 @@ mod tests {
         store.set_value("since", "s2").await.unwrap();
         drop(store);
         assert_eq!(Store::open(&path).unwrap().value("since").await.unwrap().as_deref(), Some("s2"));
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_is_migrated_once_keeping_its_rows_and_then_records_send_times() {
+        let (_dir, path, actions) = setup("s.sqlite");
+        let (a, b) = (&actions[0], &actions[1]);
+        {
+            // A file as Stagehand with schema version 1 left it: one action sent.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute("INSERT INTO schema_version (version) VALUES (1)", []).unwrap();
+            c.execute(
+                "INSERT INTO actions (id, talk, kind, instant, room, txn_id, state, attempts, event_id, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sent', 1, '$old', '2022-02-05T09:00:00.000Z')",
+                params![a.id, a.talk, a.kind.slug(), rfc3339(a.instant), a.room(), a.txn_id()],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let rows = store.load().await.unwrap();
+        let old = &rows[&a.id];
+        assert_eq!((old.state, old.event_id.as_deref(), old.fire_at.as_deref(), old.started_at.as_deref()), (RecordState::Sent, Some("$old"), None, None));
+        let started = b.fire_at + chrono::Duration::milliseconds(40);
+        let times = SendTimes { started: Some(started), requested: Some(started + chrono::Duration::milliseconds(15)) };
+        store.begin(b, b.fire_at).await.unwrap();
+        store.finish(b, RecordState::Sent, Some("$new".into()), None, started, times).await.unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let versions: Vec<i64> = store
+            .call(|c| {
+                let mut stmt = c.prepare("SELECT version FROM schema_version")?;
+                stmt.query_map([], |r| r.get(0))?.collect()
+            })
+            .await
+            .unwrap();
+        assert_eq!(versions, [SCHEMA_VERSION], "migrated once, reopened as it is");
+        let new = &store.load().await.unwrap()[&b.id];
+        assert_eq!(new.priority.as_deref(), Some(if b.priority == Priority::Critical { "critical" } else { "routine" }));
+        assert_eq!(new.fire_at, Some(rfc3339(b.fire_at)));
+        assert_eq!((new.started_at.clone(), new.requested_at.clone()), (times.started.map(rfc3339), times.requested.map(rfc3339)));
     }
 
     #[tokio::test]
