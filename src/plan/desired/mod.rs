@@ -106,11 +106,12 @@ fn room_items(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>) -> Vec<
 }
 
 /// A new room: everything known at creation goes into `createRoom`, a space's links to the rooms made before it
-/// (`children`: planned room and room id) included.
+/// (`children`: planned room and room id) included, up to [`spaces::MAX_LINKS_AT_CREATION`] (the rest are written
+/// after it, by the spaces phase).
 pub fn creation(room: &PlannedRoom, s: &Settings, parent_id: Option<&str>, children: &[(&PlannedRoom, &str)], links: &Links) -> Creation {
     let linked = managed::linked(room, links);
     let mut initial_state = room_items(&linked, s, parent_id);
-    initial_state.extend(children.iter().map(|(child, id)| spaces::child_link(child, id, s)));
+    initial_state.extend(children.iter().take(spaces::MAX_LINKS_AT_CREATION).map(|(child, id)| spaces::child_link(child, id, s)));
     let mut out = Creation {
         initial_state,
         power_levels: power::planned(&linked, &s.room_version, s),
@@ -319,6 +320,30 @@ mod tests {
             let managed = observe(&state);
             assert_eq!(room_changes(room, Observed { state: &state, managed: &managed }, &s, Some(parent_id), &Links::new()), vec![]);
         }
+    }
+
+    #[test]
+    fn a_space_lists_at_most_so_many_rooms_in_its_create_room_and_the_rest_after() {
+        let s = settings();
+        let space = PlannedRoom { kind: ObjectKind::Subspace, key: "space/a".into(), ..talk_room_fixture(Vec::new()) };
+        let rooms: Vec<(PlannedRoom, String)> = (0..spaces::MAX_LINKS_AT_CREATION + 3)
+            .map(|i| (PlannedRoom { key: format!("talk/{i}"), parent: Some("space/a".into()), ..talk_room_fixture(Vec::new()) }, format!("!r{i}")))
+            .collect();
+        let children: Vec<(&PlannedRoom, &str)> = rooms.iter().map(|(r, id)| (r, id.as_str())).collect();
+        let c = creation(&space, &s, None, &children, &Links::new());
+        assert_eq!(c.initial_state.iter().filter(|i| i.event_type == "m.space.child").count(), spaces::MAX_LINKS_AT_CREATION);
+        let ids: std::collections::HashMap<String, String> = rooms.iter().map(|(r, id)| (r.key.clone(), id.clone())).collect();
+        let plan = crate::plan::Plan {
+            conference: "c".into(),
+            server_name: "x".into(),
+            rooms: std::iter::once(space.clone()).chain(rooms.iter().map(|(r, _)| r.clone())).collect(),
+            warnings: Vec::new(),
+            parent_links: ParentLinks::SpacesOnly,
+        };
+        let after = spaces::space_links(&plan, &space, &ids, &created_state(&c), &s);
+        let keys: Vec<&str> = after.changes.iter().map(|c| c.item.state_key.as_str()).collect();
+        let n = spaces::MAX_LINKS_AT_CREATION;
+        assert_eq!(keys, vec![format!("!r{n}"), format!("!r{}", n + 1), format!("!r{}", n + 2)]);
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub struct SpaceLinks {
     pub unplanned: Vec<(String, Value)>,
 }
 
+/// The most links to its rooms a space carries in its own `createRoom`; the rest are written after it. Synapse
+/// spends about 25 ms on each (the FOSDEM 2022 devrooms space, some 720, took 18 s to create): a thousand keeps a
+/// `createRoom` well inside the client's 60 s timeout, whose expiry would send a second one.
+pub const MAX_LINKS_AT_CREATION: usize = 1000;
+
 /// The link a space carries to one child (`suggested` while its talk is live).
 pub fn child_link(child: &PlannedRoom, child_id: &str, s: &Settings) -> StateItem {
     state::child_event(child_id, &child.order, &s.server_name, s.moment.suggested(child))
