@@ -16,7 +16,7 @@ use stagehand::load::{LoadRequest, load};
 use stagehand::matrix::live;
 use stagehand::plan::desired::{self, Settings};
 use stagehand::plan::managed::Links;
-use stagehand::plan::{self, PlannedRoom};
+use stagehand::plan;
 use stagehand::timeline;
 
 #[tokio::main]
@@ -62,11 +62,7 @@ async fn main() -> anyhow::Result<()> {
         let mut set = tokio::task::JoinSet::new();
         for room in plan.rooms.iter().filter(|r| levels.get(r.key.as_str()) == Some(&level)) {
             let parent_id = room.parent.as_ref().filter(|_| plan.carries_parent_link(room)).and_then(|p| ids.get(p));
-            let children: Vec<(&PlannedRoom, &str)> = plan
-                .children(&room.key)
-                .filter(|c| !plan.carries_parent_link(c))
-                .filter_map(|c| Some((c, ids.get(&c.key)?.as_str())))
-                .collect();
+            let children = plan.listed_at_creation(room, &ids);
             let creation = desired::creation(room, &s, parent_id.map(String::as_str), &children, &Links::new());
             let initial: Vec<serde_json::Value> = creation
                 .initial_state

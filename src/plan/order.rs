@@ -13,6 +13,16 @@ impl Plan {
         room.parent.is_some() && names_its_space(self.parent_links, room.kind)
     }
 
+    /// The rooms a space lists in its own `createRoom`: its planned rooms that do not name it and exist already
+    /// (`ids`: room ids by plan key), with their ids.
+    pub fn listed_at_creation<'a>(&'a self, space: &PlannedRoom, ids: &'a HashMap<String, String>) -> Vec<(&'a PlannedRoom, &'a str)> {
+        self.rooms
+            .iter()
+            .filter(|c| c.parent.as_deref() == Some(space.key.as_str()) && !self.carries_parent_link(c))
+            .filter_map(|c| Some((c, ids.get(&c.key)?.as_str())))
+            .collect()
+    }
+
     /// The order rooms are made in, as a level per key (0 first): a room's `createRoom` carries every link whose
     /// other end already exists. A room that names its space comes after the space (its parent link goes into its
     /// own `createRoom`, the space's link to it is a write after); a space comes after the rooms that do not name
@@ -99,6 +109,19 @@ mod tests {
             levels(&plan),
             vec![("root", 1), ("space/a", 2), ("track/a", 0), ("talk/1", 0), ("support/info", 0), ("management", 0)]
         );
+    }
+
+    #[test]
+    fn a_space_lists_at_creation_the_rooms_that_exist_and_do_not_name_it() {
+        let plan = conference(ParentLinks::default());
+        let ids: HashMap<String, String> = [("track/a", "!t"), ("support/info", "!i"), ("space/a", "!s")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let listed = |key: &str| {
+            let space = plan.rooms.iter().find(|r| r.key == key).unwrap();
+            plan.listed_at_creation(space, &ids).into_iter().map(|(r, id)| (r.key.clone(), id.to_string())).collect::<Vec<_>>()
+        };
+        // talk/1 is not made yet; the subspace names the root, so the root's link to it is a write after.
+        assert_eq!(listed("space/a"), vec![("track/a".to_string(), "!t".to_string())]);
+        assert_eq!(listed("root"), vec![("support/info".to_string(), "!i".to_string())]);
     }
 
     #[test]

@@ -197,11 +197,7 @@ async fn build(
                 let key = room.parent.as_deref();
                 let parent = key.filter(|_| plan.carries_parent_link(room)).and_then(|p| earlier.get(p).map(|r| (p, r)));
                 let parent_id = key.and_then(|p| ids.get(p).or_else(|| located.get(p))).map(String::as_str);
-                let children: Vec<(&PlannedRoom, &str)> = plan
-                    .children(&room.key)
-                    .filter(|c| !plan.carries_parent_link(c))
-                    .filter_map(|c| Some((c, ids.get(&c.key)?.as_str())))
-                    .collect();
+                let children = plan.listed_at_creation(room, ids);
                 build_room(hs, room, f, Family { parent, parent_id, children }, s, opts, links)
             });
             build_and_link(hs, built, opts.concurrency, progress).await
