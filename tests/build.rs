@@ -576,3 +576,37 @@ async fn an_emptied_schedule_does_not_cancel_the_conference() {
     let (_, link) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.space.child/{}", enc(&space), enc(&talk))).await;
     assert!(link.as_object().is_some_and(|o| o.is_empty()), "unlinked: {link}");
 }
+
+/// A reconcile during the event (an organiser's `apply`, the runner's refresh) asks for the moment only once it has
+/// read the rooms: a talk room the runner opened (or a call it maximised) while the reconcile was reading is judged
+/// by a moment that includes it, never taken back by a moment from before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_takes_the_moment_after_reading_the_rooms_and_keeps_what_the_runner_did() {
+    use stagehand::matrix::reconcile::{Moment, reconcile_at};
+    let (user, hs, proxy) = bot("bot-moment").await;
+    let api = Api::new(&synapse().url, &user.token);
+    let conf = example();
+    let plan = plan::plan(&conf, &config("camp-moment", "12", ""));
+    build(&hs, &plan, "12").await;
+    let talk = plan.rooms.iter().find(|r| r.kind == ObjectKind::TalkRoom).expect("a talk room");
+    let id = resolve(&api, &talk.alias).await.unwrap();
+    // The runner opens the talk room (its join rule and history) while the reconcile below is under way.
+    for (ty, content) in [("m.room.join_rules", serde_json::json!({"join_rule": "public"})), ("m.room.history_visibility", serde_json::json!({"history_visibility": "shared"}))] {
+        let (status, body) = api.put(&format!("/_matrix/client/v3/rooms/{}/state/{ty}/", enc(&id)), &content).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    proxy.reset();
+    let reads = |p: &Proxy| p.seen().iter().filter(|s| s.kind == "GET room").count();
+    let asked = std::sync::Mutex::new(None);
+    let report = reconcile_at(&hs, &plan, &Options { room_version: "12".into(), concurrency: 4, dry_run: false, kick_removed: false, widgets: None, invite: false, max_cancel: None, identity_server: None, scope: Default::default() }, || {
+        *asked.lock().unwrap() = Some(reads(&proxy));
+        Moment { open: [talk.key.clone()].into(), open_join_rule: "public".into(), open_history: "shared".into(), ..Moment::default() }
+    })
+    .await;
+    assert_eq!(report.failed, 0, "{}", report.summary());
+    let at_moment = asked.lock().unwrap().expect("the moment was asked for");
+    assert!(at_moment > 0 && at_moment == reads(&proxy), "rooms read after the moment was taken: {at_moment} of {}", reads(&proxy));
+    proxy.assert_no_writes("a reconcile whose moment includes the opened room");
+    let (_, rule) = api.get(&format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&id))).await;
+    assert_eq!(rule["join_rule"], "public");
+}

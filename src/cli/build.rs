@@ -86,8 +86,7 @@ pub async fn run(build: BuildOptions) -> anyhow::Result<ExitCode> {
     let options = reconcile_options(&build, widgets);
     // During and after the event, what the timeline has done by now is part of the plan: an apply keeps talk rooms
     // opened and the live talk suggested instead of undoing them.
-    let moment = moment_at(config, &parsed.conference, &plan, chrono::Utc::now());
-    let report = reconcile_at(&hs, &plan, &options, &moment).await;
+    let report = reconcile_at(&hs, &plan, &options, || moment_at(config, &parsed.conference, &plan, chrono::Utc::now())).await;
     if build.json {
         print!("{}", print::json_pretty(&report)?);
     } else {

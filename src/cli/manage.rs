@@ -224,8 +224,7 @@ impl Manager<'_> {
         if scope == Scope::Members {
             opts.invite = true;
         }
-        let moment = moment_of(self.config, &actions, self.clock.now());
-        let report = reconcile_at(self.hs, &plan, &opts, &moment).await;
+        let report = reconcile_at(self.hs, &plan, &opts, || moment_of(self.config, &actions, self.clock.now())).await;
         let details = print::report(&report, dry_run);
         (report.summary(), Some(details))
     }

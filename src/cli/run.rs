@@ -287,7 +287,7 @@ async fn converge_rooms(run: &Run, current: &Current) {
     if run.rehearse {
         return;
     }
-    let report = reconcile_at(&run.hs, &current.plan, &run.opts, &moment_now(run, &current.actions)).await;
+    let report = reconcile_at(&run.hs, &current.plan, &run.opts, || moment_now(run, &current.actions)).await;
     eprintln!("rooms: {}", report.summary());
     if report.failed > 0 {
         eprint!("{}", print::report(&report, false));

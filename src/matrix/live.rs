@@ -320,8 +320,8 @@ impl Sender {
     fn now(&self) -> Moment {
         let actions = self.actions.borrow().clone();
         let now = self.clock.now();
-        // The actions due at `now` are the first `due` by instant: the same count, the same moment.
-        let due = actions.iter().filter(|a| a.instant <= now).count();
+        // The actions due at `now` are the first `due` by effective time: the same count, the same moment.
+        let due = actions.iter().filter(|a| a.effective() <= now).count();
         let mut last = self.moment.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(l) = last.as_ref().filter(|l| Arc::ptr_eq(&l.actions, &actions) && l.due == due) {
             return l.moment.clone();

@@ -162,7 +162,7 @@ fn actions(conf: &Conference, list: &[Action], records: &HashMap<String, Record>
         title: title_of(conf, &a.talk).to_string(),
         kind: a.kind.slug().to_string(),
         room: a.room().to_string(),
-        at: a.fire_at,
+        at: a.instant,
         state: state.to_string(),
         detail: None,
     };

@@ -113,7 +113,8 @@ pub struct ActionLine {
     pub kind: String,
     /// The room's plan key.
     pub room: String,
-    /// When it fires (pending ones) or was due (recorded ones).
+    /// When it is due (its instant: reminders fire up to a minute before it, the end of a talk up to a minute after,
+    /// a burst of go-lives a few seconds before).
     pub at: DateTime<Utc>,
     /// `pending`, `late` (due, not sent yet, within grace), `missed` (beyond grace, not sent), `sending` (sent
     /// and not confirmed yet), `failed` or `skipped`.

@@ -40,9 +40,10 @@ pub enum ActionKind {
     Moved,
 }
 
-/// Time-critical actions (countdown, go-live, "five minutes left") are sent at their instant; routine ones are spread
-/// over `spread_seconds`: reminders before their instant, the end of a talk after it, so the busiest second (dozens
-/// of talks going live at :00) carries only what must be exact.
+/// Time-critical actions (countdown, go-live, "five minutes left") are sent at their instant, those due together
+/// paced just ahead of it ([`super::burst`]); routine ones are spread over `spread_seconds`: reminders before their
+/// instant, the end of a talk after it, so the busiest second (dozens of talks going live at :00) carries only what
+/// must be exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -120,6 +121,12 @@ impl ActionKind {
         }
     }
 
+    /// Whether a routine action of this kind is spread after its instant (the end of a talk; the top questions,
+    /// read at go-live, and `suggested`, once live), not before it like a reminder.
+    pub fn spreads_after(self) -> bool {
+        self.anchor() == Anchor::End || matches!(self, ActionKind::TopQuestions | ActionKind::Suggest)
+    }
+
     fn anchor(self) -> Anchor {
         match self {
             ActionKind::FirstReminder | ActionKind::LastReminder | ActionKind::BackstageRoll | ActionKind::Moved => {
@@ -181,7 +188,8 @@ pub struct Action {
     pub kind: ActionKind,
     /// When the action is due.
     pub instant: DateTime<Utc>,
-    /// When the runner sends it: the instant, or up to `spread_seconds` before it for routine actions.
+    /// When the runner sends it: routine actions up to `spread_seconds` before their instant (after it for the end of
+    /// a talk), time-critical ones at it or, when many are due together, up to `burst.max_lead_seconds` before it.
     pub fire_at: DateTime<Utc>,
     /// The last instant it is still worth sending; a runner later than this skips it.
     pub deadline: DateTime<Utc>,
@@ -255,6 +263,7 @@ pub fn timeline(conf: &Conference, plan: &Plan, opts: &TimelineOptions) -> Vec<A
             }
         }
     }
+    super::burst::pace(&mut out, &opts.burst);
     out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     out
 }
@@ -278,7 +287,7 @@ fn action(conf: &Conference, talk: &Talk, rooms: &Rooms<'_>, kind: ActionKind, o
     let spread = seconds(stable_hash(id.bytes()) % (opts.spread_seconds.min(3600) + 1));
     // The top questions are read at go-live and the talk is suggested once live, so they are spread after it like
     // the end of a talk.
-    let after = kind.anchor() == Anchor::End || matches!(kind, ActionKind::TopQuestions | ActionKind::Suggest);
+    let after = kind.spreads_after();
     let fire_at = match priority {
         Priority::Critical => instant,
         Priority::Routine if after => instant + spread,
@@ -388,9 +397,18 @@ pub struct LiveState {
     pub maximised: BTreeSet<String>,
 }
 
-/// The state the actions due at or before `at` leave behind, applied in instant order.
+impl Action {
+    /// From when the action's effect is part of the rooms' desired state: its instant, or its fire time when it is
+    /// sent ahead of it (a go-live paced ahead of its second maximises the call then, and a converge at that moment
+    /// must not take it back). The end of a talk, spread after its instant, counts from the instant.
+    pub fn effective(&self) -> DateTime<Utc> {
+        self.instant.min(self.fire_at)
+    }
+}
+
+/// The state the actions due at or before `at` ([`Action::effective`]) leave behind, applied in instant order.
 pub fn state_at(actions: &[Action], at: DateTime<Utc>) -> LiveState {
-    let mut due: Vec<&Action> = actions.iter().filter(|a| a.instant <= at).collect();
+    let mut due: Vec<&Action> = actions.iter().filter(|a| a.effective() <= at).collect();
     due.sort_by(|a, b| (a.instant, a.kind, &a.talk).cmp(&(b.instant, b.kind, &b.talk)));
     let mut state = LiveState::default();
     for a in due {

@@ -44,7 +44,8 @@ fn a_live_talk_gets_every_default_action_at_its_offset_in_its_room() {
                 assert!(a.fire_at >= a.instant && a.fire_at - a.instant <= Duration::seconds(60), "{kind:?} after its instant")
             }
             Priority::Routine => assert!(a.fire_at <= a.instant && a.instant - a.fire_at <= Duration::seconds(60)),
-            Priority::Critical => assert_eq!(a.fire_at, a.instant),
+            // Paced just ahead of the instant with the other critical actions due then (a few here: 25 ms apart).
+            Priority::Critical => assert!(a.fire_at <= a.instant && a.instant - a.fire_at < Duration::milliseconds(100), "{kind:?}"),
         }
     }
     let critical: Vec<ActionKind> = mine.iter().filter(|a| a.priority == Priority::Critical).map(|a| a.kind).collect();
@@ -97,7 +98,9 @@ fn options_move_and_switch_off_actions() {
     let list = timeline(&conf, &plan, &opts);
     assert!(!list.iter().any(|a| matches!(a.kind, ActionKind::LastMinute | ActionKind::BackstageRoll)));
     let first = of(&list, "async", ActionKind::FirstReminder);
-    assert_eq!((first.instant, first.fire_at), (utc("2026-03-14 09:30"), utc("2026-03-14 09:30")));
+    // At its instant, but for the go-live of the welcome talk at 09:30: moved just before it.
+    assert_eq!(first.instant, utc("2026-03-14 09:30"));
+    assert!(first.fire_at <= first.instant && first.instant - first.fire_at < Duration::seconds(3), "{}", first.fire_at);
 }
 
 #[test]
@@ -139,4 +142,15 @@ fn state_at_follows_go_live_and_end() {
     assert!(after.suggested.is_empty() && after.maximised.is_empty());
     assert_eq!(after.open.len(), 3);
     assert_eq!(state_at(&list, utc("2026-03-14 08:00")), LiveState::default());
+    // A go-live paced ahead of its second is part of the state from when it fires: a converge then keeps the call
+    // maximised instead of taking it back; the end, spread after its instant, counts from the instant.
+    let mut paced = list.clone();
+    let maximise = paced.iter_mut().find(|a| a.talk == "async" && a.kind == ActionKind::Maximise).unwrap();
+    maximise.fire_at = maximise.instant - Duration::seconds(2);
+    let ahead = utc("2026-03-14 10:00") - Duration::seconds(1);
+    assert_eq!(state_at(&paced, ahead).maximised, BTreeSet::from(["talk/async".to_string()]));
+    assert!(state_at(&list, ahead).maximised.is_empty());
+    let open = list.iter().find(|a| a.talk == "async" && a.kind == ActionKind::OpenRoom).unwrap();
+    assert!(open.fire_at >= open.instant);
+    assert!(state_at(&list, open.instant).open.contains("talk/async"));
 }

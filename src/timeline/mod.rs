@@ -5,6 +5,7 @@
 //!   (by plan key), kind, priority, grace window and stable id; [`state_at`] gives what the actions imply for the
 //!   rooms at an instant (open, suggested, live), for a reconcile that takes time as an input; [`moved_notices`]
 //!   tells the talk rooms of talks a new schedule moved.
+//! - [`burst`] (pure): when the time-critical actions due together fire, paced just ahead of their instant.
 //! - [`text`] (pure): the messages, plain and HTML, with everything from the schedule escaped.
 //! - [`store`]: the durable record of every action (SQLite, one file), written before each send.
 //! - [`runner`]: sleeps until the next instant, fires through a [`Sender`], records, follows new action lists.
@@ -15,6 +16,7 @@
 //! the schedule (read only), the system clock outside [`Clock::system`].
 
 pub mod actions;
+pub mod burst;
 pub mod clock;
 pub mod options;
 pub mod runner;
@@ -26,7 +28,7 @@ pub(crate) mod fixtures;
 
 pub use actions::{Action, ActionKind, Effect, LiveState, Priority, go_live, moved_notices, state_at, timeline};
 pub use clock::Clock;
-pub use options::{RetryOptions, Step, TimelineOptions};
+pub use options::{BurstOptions, RetryOptions, Step, TimelineOptions};
 pub use runner::{RunSummary, Runner, RunnerError, RunnerStatus, SendError, Sent, Sender};
 pub use store::{Record, RecordState, SendTimes, Store, StoreError};
 pub use text::{Invitee, Message, Roll, RollPlace};

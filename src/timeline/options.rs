@@ -54,13 +54,32 @@ pub struct RetryOptions {
     pub routine_seconds: u64,
     /// First pause between attempts, in milliseconds; doubles each time.
     pub first_backoff_ms: u64,
-    /// Sends in flight at once.
+    /// Sends in flight at once; routine sends hold at most half of them.
     pub max_in_flight: usize,
 }
 
 impl Default for RetryOptions {
     fn default() -> RetryOptions {
         RetryOptions { critical_seconds: 20, routine_seconds: 300, first_backoff_ms: 500, max_in_flight: 16 }
+    }
+}
+
+/// How the time-critical actions due together are sent: a homeserver persists events one after another (about 45 a
+/// second for one Synapse process with SQLite on two cores, fewer beside other work), so dozens of go-lives in one second would land seconds
+/// apart, the last ones late. Instead they are started ahead of their instant, at most `rate` a second and at most
+/// `max_lead_seconds` early, so that the last of them goes out at its instant; the go-live ones go last, closest to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BurstOptions {
+    /// Time-critical sends started per second when many are due together; 0 sends each at its instant.
+    pub rate: u32,
+    /// The most seconds a time-critical action is started before its instant.
+    pub max_lead_seconds: u64,
+}
+
+impl Default for BurstOptions {
+    fn default() -> BurstOptions {
+        BurstOptions { rate: 30, max_lead_seconds: 10 }
     }
 }
 
@@ -81,6 +100,7 @@ macro_rules! steps {
             /// How many questions `top_questions` posts at go-live.
             pub top_questions_count: usize,
             pub retry: RetryOptions,
+            pub burst: BurstOptions,
         }
 
         #[derive(Debug, Default, Deserialize)]
@@ -92,6 +112,8 @@ macro_rules! steps {
             top_questions_count: Option<usize>,
             #[serde(default)]
             retry: RetryOptions,
+            #[serde(default)]
+            burst: BurstOptions,
         }
 
         impl Default for TimelineOptions {
@@ -102,6 +124,7 @@ macro_rules! steps {
                     how_to_ask: "Ask your questions in this room; upvote the ones you want answered with 👍.".into(),
                     top_questions_count: 3,
                     retry: RetryOptions::default(),
+                    burst: BurstOptions::default(),
                 }
             }
         }
@@ -115,6 +138,7 @@ macro_rules! steps {
                     how_to_ask: raw.how_to_ask.unwrap_or(d.how_to_ask),
                     top_questions_count: raw.top_questions_count.unwrap_or(d.top_questions_count),
                     retry: raw.retry,
+                    burst: raw.burst,
                 }
             }
         }

@@ -138,7 +138,7 @@ pub struct Runner<S: Sender> {
     clock: Clock,
     retry: RetryOptions,
     status: watch::Sender<RunnerStatus>,
-    permits: Arc<Semaphore>,
+    permits: Permits,
     /// Tells the send tasks to stop retrying: the run is stopping.
     stop: watch::Sender<bool>,
     metrics: Arc<Metrics>,
@@ -147,7 +147,7 @@ pub struct Runner<S: Sender> {
 impl<S: Sender> Runner<S> {
     pub fn new(sender: Arc<S>, store: Store, clock: Clock, retry: RetryOptions) -> Runner<S> {
         let (status, _) = watch::channel(RunnerStatus::default());
-        let permits = Arc::new(Semaphore::new(retry.max_in_flight.max(1)));
+        let permits = Permits::new(retry.max_in_flight);
         let (stop, _) = watch::channel(false);
         Runner { sender, store, clock, retry, status, permits, stop, metrics: metrics::global().clone() }
     }
@@ -338,13 +338,44 @@ async fn sleep_until(clock: &Clock, wake: Option<DateTime<Utc>>) {
     }
 }
 
+/// The send slots: `max_in_flight` in all, of which routine sends hold at most half, so a burst of time-critical
+/// sends always finds slots free, whatever routine work (the end of the last talk, reminders) is under way.
+#[derive(Clone)]
+struct Permits {
+    all: Arc<Semaphore>,
+    routine: Arc<Semaphore>,
+}
+
+/// A send slot, held while the send lasts.
+struct Permit {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _routine: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Permits {
+    fn new(max_in_flight: usize) -> Permits {
+        let all = max_in_flight.max(1);
+        Permits { all: Arc::new(Semaphore::new(all)), routine: Arc::new(Semaphore::new(all.div_ceil(2))) }
+    }
+
+    /// A slot for a send of this priority (none once the semaphores are closed).
+    async fn acquire(&self, priority: Priority) -> Option<Permit> {
+        let routine = match priority {
+            Priority::Critical => None,
+            Priority::Routine => Some(self.routine.clone().acquire_owned().await.ok()?),
+        };
+        let slot = self.all.clone().acquire_owned().await.ok()?;
+        Some(Permit { _slot: slot, _routine: routine })
+    }
+}
+
 /// What one send task needs.
 struct Fire<S> {
     sender: Arc<S>,
     store: Store,
     clock: Clock,
     retry: RetryOptions,
-    permits: Arc<Semaphore>,
+    permits: Permits,
     stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 }
@@ -354,7 +385,7 @@ impl<S: Sender> Fire<S> {
     /// each further attempt, and records the end.
     #[instrument(skip_all, fields(talk = %action.talk, action = action.kind.slug(), room = action.room()))]
     async fn fire(mut self, action: Action) -> Outcome {
-        let Ok(_permit) = self.permits.clone().acquire_owned().await else { return Outcome::Interrupted };
+        let Some(_permit) = self.permits.acquire(action.priority).await else { return Outcome::Interrupted };
         let budget = match action.priority {
             Priority::Critical => self.retry.critical_seconds,
             Priority::Routine => self.retry.routine_seconds,

@@ -273,7 +273,9 @@ async fn the_record_says_when_each_send_began_waiting_for_a_slot_and_when_its_re
     let list = timeline(&conf, &plan, &TimelineOptions::default());
     let pick = |kind: ActionKind| list.iter().find(|a| a.talk == "async" && a.kind == kind).unwrap();
     let (notice, maximise) = (pick(ActionKind::LiveNotice), pick(ActionKind::Maximise));
-    assert_eq!(notice.fire_at, maximise.fire_at, "both at the go-live, the notice first");
+    assert_eq!(maximise.fire_at, maximise.instant, "the call at the go-live");
+    let gap = Duration::milliseconds(1000 / i64::from(TimelineOptions::default().burst.rate));
+    assert_eq!(maximise.fire_at - notice.fire_at, gap, "the notice one gap before it");
     let clock = Clock::starting_at(list[0].fire_at - Duration::minutes(1));
     let mut fake = Fake::new(clock);
     fake.slow.insert(notice.id.clone(), std::time::Duration::from_secs(3));
@@ -285,10 +287,10 @@ async fn the_record_says_when_each_send_began_waiting_for_a_slot_and_when_its_re
     runner.run(rx, at(&clock, maximise.fire_at + Duration::seconds(10))).await.unwrap();
     let rows = store(&dir).load().await.unwrap();
     let when = |t: DateTime<Utc>| Some(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-    let go_live = notice.fire_at;
+    let (go_live, first) = (maximise.fire_at, notice.fire_at);
     let (n, m) = (&rows[&notice.id], &rows[&maximise.id]);
-    assert_eq!((n.started_at.clone(), n.requested_at.clone()), (when(go_live), when(go_live + Duration::seconds(3))));
-    assert_eq!(m.started_at, when(go_live + Duration::seconds(3)), "waited for the one send slot");
+    assert_eq!((n.started_at.clone(), n.requested_at.clone()), (when(first), when(first + Duration::seconds(3))));
+    assert_eq!(m.started_at, when(first + Duration::seconds(3)), "waited for the one send slot");
     assert_eq!(m.requested_at, m.started_at);
     assert_eq!((m.priority.as_deref(), m.fire_at.clone()), (Some("critical"), when(go_live)));
 }
@@ -394,4 +396,37 @@ async fn an_action_recorded_skipped_meanwhile_is_not_sent_once_the_list_is_nudge
     assert!(!sent.contains(&skipped.id), "{} was sent", skipped.id);
     assert_eq!(sent.len(), list.len() - 1, "everything else was sent");
     assert_eq!(s.load().await.unwrap()[&skipped.id].state, RecordState::Skipped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn routine_sends_hold_at_most_half_the_slots_so_a_critical_one_never_waits_for_them() {
+    let (conf, plan) = fixtures::small();
+    let list = timeline(&conf, &plan, &TimelineOptions::default());
+    let critical = list.iter().find(|a| a.priority == Priority::Critical).unwrap().clone();
+    let routine = list.iter().find(|a| a.priority == Priority::Routine).unwrap().clone();
+    let t = critical.fire_at;
+    // Ten routine sends due a second before it, all hanging (a slow homeserver).
+    let mut actions: Vec<Action> = (0..10)
+        .map(|i| Action {
+            id: format!("routine-{i}"),
+            instant: t - Duration::seconds(1),
+            fire_at: t - Duration::seconds(1),
+            deadline: t + Duration::hours(1),
+            ..routine.clone()
+        })
+        .collect();
+    actions.push(critical.clone());
+    let clock = Clock::starting_at(t - Duration::minutes(1));
+    let mut fake = Fake::new(clock);
+    fake.hang.extend(actions.iter().filter(|a| a.priority == Priority::Routine).map(|a| a.id.clone()));
+    let fake = Arc::new(fake);
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, rx) = watch::channel(Arc::new(actions));
+    let four = RetryOptions { max_in_flight: 4, ..RetryOptions::default() };
+    Runner::new(fake.clone(), store(&dir), clock, four).run(rx, at(&clock, t + Duration::seconds(5))).await.unwrap();
+    let calls = fake.calls();
+    let started_routine = calls.iter().filter(|c| c.id.starts_with("routine-")).count();
+    assert_eq!(started_routine, 2, "half of the four slots");
+    let c = calls.iter().find(|c| c.id == critical.id).expect("the critical send went out");
+    assert_eq!(c.at, t, "at its fire time, beside the two routine sends that hang");
 }

@@ -108,17 +108,20 @@ pub struct Run {
 
 /// Reconciles the homeserver with the plan (or, with `dry_run`, reports what it would do), before the event.
 pub async fn reconcile(hs: &Homeserver, plan: &Plan, opts: &Options) -> Report {
-    reconcile_at(hs, plan, opts, &Moment::default()).await
+    reconcile_at(hs, plan, opts, Moment::default).await
 }
 
 /// Reconciles the homeserver with the plan as it stands at a moment of the event: what the live timeline has done
-/// by then (rooms opened, the live talk suggested) is kept, not undone.
-pub async fn reconcile_at(hs: &Homeserver, plan: &Plan, opts: &Options, moment: &Moment) -> Report {
+/// by then (rooms opened, the live talk suggested and maximised) is kept, not undone. `moment` is asked once every
+/// room has been read, so a room the runner changed while this reconcile was reading is judged by a moment that
+/// includes the change (a moment taken at the start would take a go-live of the meantime back); a change the runner
+/// makes after the reads is seen neither in the rooms nor in the moment, and left alone.
+pub async fn reconcile_at(hs: &Homeserver, plan: &Plan, opts: &Options, moment: impl FnOnce() -> Moment) -> Report {
     let started = Instant::now();
     let base = report::Snapshot::of(&hs.counters);
-    let s = settings(hs, plan, opts, moment);
     let mut progress = report::Progress::new(plan.rooms.len() as u64 * 2);
     let mut found = locate_all(hs, plan, opts, &mut progress).await;
+    let s = settings(hs, plan, opts, &moment());
     let links = locate::links(&found);
     let mut run = Run::default();
     build(hs, plan, &s, opts, &links, &mut found, &mut run, &mut progress).await;
