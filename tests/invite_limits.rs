@@ -2,11 +2,12 @@
 //! profile `invites` of `scripts/synapse-start`: Synapse's shape at test scale (per room 0.5/s burst 3, per receiver
 //! 0.25/s burst 2, per issuer 1/s burst 6), so that each bites within seconds. The run completes, nobody gets two
 //! invites to one room (counted at the proxy), the waits are logged with progress, and the time is at least what the
-//! limits predict.
+//! limits predict. The Synapse the test starts for itself is stopped when the test ends, whatever way it ends.
 
 mod common;
 
 use std::collections::HashSet;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
@@ -77,4 +78,45 @@ async fn invites_complete_under_the_invite_limiters_each_once() {
     proxy.reset();
     common::stagehand_json(&["apply", "--json"], &cfg, &proxy.url, &users[0].token);
     proxy.assert_no_writes("a rerun after the limited invites");
+}
+
+/// Regression: the `invites` Synapse above went on running, orphaned, after its test binary ended (dropping it at the
+/// end of the test removed its directory, pid file included, so the watchdog found nothing to stop at exit). A
+/// Synapse a test starts for itself is stopped when the test ends, also by a panic; one never dropped (held in a
+/// static, or the binary exiting mid-test) when the test binary ends.
+#[test]
+fn a_synapse_started_by_a_test_is_not_left_running() {
+    const EXIT: &str = "STAGEHAND_TEST_EXIT_HOLDING_SYNAPSE";
+    if std::env::var_os(EXIT).is_some() {
+        // In a child process: start one, say which, and end the process without running a destructor.
+        let synapse = Synapse::start("relaxed", &[]);
+        println!("SYNAPSE_PID={}", synapse.pid);
+        std::process::exit(0);
+    }
+
+    let mut held = None;
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let synapse = Synapse::start("relaxed", &[]);
+        held = Some((synapse.pid, synapse.dir.clone()));
+        panic!("a test that fails holding its Synapse");
+    }));
+    let (pid, dir) = held.expect("the Synapse started");
+    assert!(failed.is_err());
+    assert!(!common::synapse_running(pid), "Synapse pid {pid} still running after its test panicked");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+
+    let mut child = Command::new(std::env::current_exe().expect("the test binary's path"));
+    child.args(["a_synapse_started_by_a_test_is_not_left_running", "--exact", "--nocapture"]).env(EXIT, "1");
+    let out = common::output_within(&mut child, common::CLI_LIMIT, "a test binary that exits holding a Synapse");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let pid: u32 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("SYNAPSE_PID=")?.parse().ok())
+        .unwrap_or_else(|| panic!("the child started no Synapse:\n{said}{}", String::from_utf8_lossy(&out.stderr)));
+    // The watchdog looks every 0.5 s; synapse-stop waits up to 10 s for SIGTERM before SIGKILL.
+    let exited = Instant::now();
+    while common::synapse_running(pid) && exited.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!common::synapse_running(pid), "Synapse pid {pid} still running 30 s after its test binary exited");
 }

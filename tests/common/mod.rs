@@ -1,6 +1,6 @@
 //! Test harness: one real Synapse per test binary (per rate-limit profile), started by `scripts/synapse-start` on
-//! loopback with SQLite, and stopped by a watchdog when the test process ends. Users are registered through the
-//! shared-secret admin API. Tests isolate themselves by conference id and user names.
+//! loopback with SQLite, and stopped when dropped or, at the latest, by a watchdog when the test process ends. Users
+//! are registered through the shared-secret admin API. Tests isolate themselves by conference id and user names.
 
 #![allow(dead_code)]
 
@@ -28,23 +28,46 @@ fn script_vars(stdout: &[u8]) -> HashMap<String, String> {
     String::from_utf8_lossy(stdout).lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
 }
 
-/// Watchdog: runs `stop DIR` once this test process is gone, whatever way it ends, then removes DIR (the servers
-/// are held in statics, whose temp dirs are never dropped).
-fn stop_when_done(stop: &str, dir: &Path) {
-    let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        stop = root().join(stop).display(),
-        dir = dir.display()
-    );
-    Command::new("setsid").args(["bash", "-c", &watchdog]).spawn().expect("start the watchdog");
+/// The state directory of a server started by a harness script (`scripts/synapse-start`, `scripts/sydent-start`),
+/// which owns stopping it: `stop DIR` and then removing DIR run when this is dropped (a test's own server, at the end
+/// of the test or when it panics), or else by a watchdog once this test process is gone, whatever way it ends (a
+/// server held in a static is never dropped; `process::exit` and signals run no destructors). DIR is not removed
+/// before the server is stopped: the stop script finds in it what to stop (the pids, Synapse's database in /dev/shm).
+struct ServerDir {
+    path: PathBuf,
+    stop: &'static str,
+}
+
+impl ServerDir {
+    /// A fresh temporary directory, with its watchdog already running (so it also covers a test process that dies
+    /// while the server is starting).
+    fn new(prefix: &str, stop: &'static str) -> ServerDir {
+        let path = tempfile::Builder::new().prefix(prefix).tempdir().expect("temp dir").keep();
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} {dir} >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            stop = root().join(stop).display(),
+            dir = path.display()
+        );
+        Command::new("setsid").args(["bash", "-c", &watchdog]).spawn().expect("start the watchdog");
+        ServerDir { path, stop }
+    }
+}
+
+impl Drop for ServerDir {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join(self.stop)).arg(&self.path).output();
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 pub struct Synapse {
     pub url: String,
     pub server_name: String,
     pub dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    /// Synapse's process id.
+    pub pid: u32,
+    _server: ServerDir,
 }
 
 /// A registered user.
@@ -63,8 +86,8 @@ impl Synapse {
 
     /// [`Synapse::start`] with environment for `scripts/synapse-start` (`SYNAPSE_FEDERATION_TLS=1`).
     pub fn start_with(profile: &str, appservices: &[(&str, String)], env: &[(&str, &str)]) -> Synapse {
-        let tmp = tempfile::Builder::new().prefix("stagehand-synapse-").tempdir().expect("temp dir");
-        let dir = tmp.path().to_path_buf();
+        let server = ServerDir::new("stagehand-synapse-", "scripts/synapse-stop");
+        let dir = server.path.clone();
         if !appservices.is_empty() {
             std::fs::create_dir_all(dir.join("appservices")).unwrap();
             for (name, yaml) in appservices {
@@ -80,12 +103,12 @@ impl Synapse {
             .expect("run scripts/synapse-start");
         assert!(out.status.success(), "synapse-start failed: {}", String::from_utf8_lossy(&out.stderr));
         let vars = script_vars(&out.stdout);
-        stop_when_done("scripts/synapse-stop", &dir);
         Synapse {
             url: vars["SYNAPSE_URL"].clone(),
             server_name: vars["SYNAPSE_SERVER_NAME"].clone(),
             dir,
-            _tmp: tmp,
+            pid: vars["SYNAPSE_PID"].parse().expect("synapse-start prints SYNAPSE_PID"),
+            _server: server,
         }
     }
 
@@ -103,6 +126,11 @@ impl Synapse {
     }
 }
 
+/// Whether process `pid` is a running Synapse (not one that has exited, nor another process that got its pid).
+pub fn synapse_running(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("synapse.app.homeserver"))
+}
+
 /// The relaxed-profile Synapse shared by the tests of this binary.
 pub fn synapse() -> &'static Synapse {
     static S: OnceLock<Synapse> = OnceLock::new();
@@ -117,22 +145,22 @@ pub struct Sydent {
     pub server: String,
     /// One file per mail sent.
     pub mail_dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    _server: ServerDir,
 }
 
 impl Sydent {
-    /// Starts one for a Synapse started with `SYNAPSE_FEDERATION_TLS=1`; stopped when the test process ends.
+    /// Starts one for a Synapse started with `SYNAPSE_FEDERATION_TLS=1`; stopped when dropped or the test process
+    /// ends.
     pub fn start(synapse: &Synapse) -> Sydent {
-        let tmp = tempfile::Builder::new().prefix("stagehand-sydent-").tempdir().expect("temp dir");
-        let out = Command::new(root().join("scripts/sydent-start")).arg(tmp.path()).arg(&synapse.dir).output().expect("run scripts/sydent-start");
+        let server = ServerDir::new("stagehand-sydent-", "scripts/sydent-stop");
+        let out = Command::new(root().join("scripts/sydent-start")).arg(&server.path).arg(&synapse.dir).output().expect("run scripts/sydent-start");
         assert!(out.status.success(), "sydent-start failed: {}", String::from_utf8_lossy(&out.stderr));
         let vars = script_vars(&out.stdout);
-        stop_when_done("scripts/sydent-stop", tmp.path());
         Sydent {
             url: vars["SYDENT_URL"].clone(),
             server: vars["SYDENT_SERVER"].clone(),
             mail_dir: PathBuf::from(&vars["SYDENT_MAIL_DIR"]),
-            _tmp: tmp,
+            _server: server,
         }
     }
 
