@@ -44,8 +44,8 @@ fn a_live_talk_gets_every_default_action_at_its_offset_in_its_room() {
                 assert!(a.fire_at >= a.instant && a.fire_at - a.instant <= Duration::seconds(60), "{kind:?} after its instant")
             }
             Priority::Routine => assert!(a.fire_at <= a.instant && a.instant - a.fire_at <= Duration::seconds(60)),
-            // Paced just ahead of the instant with the other critical actions due then (a few here: 25 ms apart).
-            Priority::Critical => assert!(a.fire_at <= a.instant && a.instant - a.fire_at < Duration::milliseconds(100), "{kind:?}"),
+            // Paced just ahead of the instant with the other critical actions due then (a few here, one gap apart).
+            Priority::Critical => assert!(a.fire_at <= a.instant && a.instant - a.fire_at < Duration::milliseconds(200), "{kind:?}"),
         }
     }
     let critical: Vec<ActionKind> = mine.iter().filter(|a| a.priority == Priority::Critical).map(|a| a.kind).collect();

@@ -79,7 +79,7 @@ pub struct BurstOptions {
 
 impl Default for BurstOptions {
     fn default() -> BurstOptions {
-        BurstOptions { rate: 30, max_lead_seconds: 10 }
+        BurstOptions { rate: 20, max_lead_seconds: 10 }
     }
 }
 
