@@ -45,7 +45,6 @@ impl Plan {
         }
         levels
     }
-
 }
 
 /// Whether a room of this kind, when it is in a space, names the space in an `m.space.parent` event, under a
@@ -71,7 +70,6 @@ fn level_of<'a>(key: &'a str, after: &HashMap<&'a str, Vec<&'a str>>, levels: &m
     levels.insert(key, level);
     level
 }
-
 
 #[cfg(test)]
 mod tests {

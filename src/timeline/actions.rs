@@ -214,6 +214,13 @@ impl Action {
         self.effect.room()
     }
 
+    /// From when the action's effect is part of the rooms' desired state: its instant, or its fire time when it is
+    /// sent ahead of it (a go-live paced ahead of its second maximises the call then, and a converge at that moment
+    /// must not take it back). The end of a talk, spread after its instant, counts from the instant.
+    pub fn effective(&self) -> DateTime<Utc> {
+        self.instant.min(self.fire_at)
+    }
+
     /// Whether the action has to be sent first: by fire time, then priority, kind and talk.
     pub fn sort_key(&self) -> (DateTime<Utc>, Priority, ActionKind, &str) {
         (self.fire_at, self.priority, self.kind, &self.talk)
@@ -395,15 +402,6 @@ pub struct LiveState {
     pub suggested: BTreeSet<String>,
     /// Talk rooms with the call maximised (live now).
     pub maximised: BTreeSet<String>,
-}
-
-impl Action {
-    /// From when the action's effect is part of the rooms' desired state: its instant, or its fire time when it is
-    /// sent ahead of it (a go-live paced ahead of its second maximises the call then, and a converge at that moment
-    /// must not take it back). The end of a talk, spread after its instant, counts from the instant.
-    pub fn effective(&self) -> DateTime<Utc> {
-        self.instant.min(self.fire_at)
-    }
 }
 
 /// The state the actions due at or before `at` ([`Action::effective`]) leave behind, applied in instant order.

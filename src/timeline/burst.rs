@@ -28,7 +28,8 @@ fn closeness(kind: ActionKind) -> u8 {
 
 /// Sets the fire time of every time-critical action: from the last instant back, each fires at its instant or one
 /// gap before the next one fired, whichever is earlier, but never more than the lead before its instant (a burst
-/// bigger than the lead allows queues after it, as without pacing). Routine actions keep theirs.
+/// bigger than the lead allows queues after it, as without pacing). Then moves the routine actions that would fire
+/// while a burst lands out of its window ([`clear_windows`]).
 pub(crate) fn pace(actions: &mut [Action], burst: &BurstOptions) {
     if burst.rate == 0 {
         return;
@@ -84,13 +85,12 @@ fn clear_windows(actions: &mut [Action], windows: &[(DateTime<Utc>, DateTime<Utc
     for a in actions.iter_mut().filter(|a| a.priority == Priority::Routine) {
         let i = windows.partition_point(|w| w.1 < a.fire_at);
         let Some(&(from, to)) = windows.get(i).filter(|w| w.0 <= a.fire_at) else { continue };
-        let before = from - (to - a.fire_at) - Duration::milliseconds(1);
-        let after = to + (a.fire_at - from) + Duration::milliseconds(1);
+        let step = Duration::milliseconds(1);
         if !a.kind.spreads_after() {
-            a.fire_at = before;
+            a.fire_at = from.checked_sub_signed(to - a.fire_at + step).unwrap_or(from);
         } else {
-            a.fire_at = after;
-            a.deadline = a.deadline.max(after);
+            a.fire_at = to.checked_add_signed(a.fire_at - from + step).unwrap_or(to);
+            a.deadline = a.deadline.max(a.fire_at);
         }
     }
 }
@@ -161,19 +161,19 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_bigger_than_the_lead_starts_at_the_lead_and_a_lone_action_fires_at_its_instant() {
+    fn a_burst_bigger_than_the_lead_starts_at_the_lead_and_the_last_of_a_small_one_fires_at_its_instant() {
         let (conf, plan) = fixtures::small();
         let mut list = timeline(&conf, &plan, &opts(0, 0));
-        let lone = list.iter().position(|a| a.priority == Priority::Critical).unwrap();
-        let at = list[lone].instant;
+        let first = list.iter().position(|a| a.priority == Priority::Critical).unwrap();
+        let at = list[first].instant;
         // Two hundred copies due at one instant an hour later, with a one-second lead at 40 a second.
         let later = at + Duration::hours(1);
         let copies: Vec<Action> = (0..200)
-            .map(|i| Action { id: format!("copy{i:03}"), talk: format!("t{i:03}"), instant: later, fire_at: later, ..list[lone].clone() })
+            .map(|i| Action { id: format!("copy{i:03}"), talk: format!("t{i:03}"), instant: later, fire_at: later, ..list[first].clone() })
             .collect();
         list.extend(copies);
         pace(&mut list, &BurstOptions { rate: 40, max_lead_seconds: 1 });
-        assert_eq!(list[lone].fire_at, at, "alone: at its instant");
+        assert_eq!(list[first].fire_at, at, "the last of its small burst: at its instant");
         let fires: Vec<DateTime<Utc>> = list.iter().filter(|a| a.id.starts_with("copy")).map(|a| a.fire_at).collect();
         assert_eq!(fires.iter().max(), Some(&later));
         let earliest = later - Duration::seconds(1);

@@ -338,7 +338,7 @@ async fn sleep_until(clock: &Clock, wake: Option<DateTime<Utc>>) {
     }
 }
 
-/// The send slots: `max_in_flight` in all, of which routine sends hold at most half, so a burst of time-critical
+/// The send slots: `max_in_flight` in all, of which routine sends hold at most half (rounded up), so a burst of time-critical
 /// sends always finds slots free, whatever routine work (the end of the last talk, reminders) is under way.
 #[derive(Clone)]
 struct Permits {

@@ -56,8 +56,17 @@ impl ServerDir {
 
 impl Drop for ServerDir {
     fn drop(&mut self) {
-        let _ = Command::new(root().join(self.stop)).arg(&self.path).output();
-        let _ = std::fs::remove_dir_all(&self.path);
+        // Said, not raised: a panic in a drop during a failing test's unwinding would abort the binary, and the
+        // watchdog still stops the server when the process ends.
+        match Command::new(root().join(self.stop)).arg(&self.path).output() {
+            Ok(out) if out.status.success() => {
+                if let Err(e) = std::fs::remove_dir_all(&self.path) {
+                    eprintln!("cannot remove {}: {e}", self.path.display());
+                }
+            }
+            Ok(out) => eprintln!("{} {} failed: {}", self.stop, self.path.display(), String::from_utf8_lossy(&out.stderr)),
+            Err(e) => eprintln!("cannot run {}: {e}", self.stop),
+        }
     }
 }
 
